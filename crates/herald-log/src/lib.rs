@@ -1,0 +1,4 @@
+//! herald-log: the durable partition log under Herald.
+#![deny(missing_docs)]
+
+pub mod batch;
