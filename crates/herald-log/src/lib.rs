@@ -2,3 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod config;
+pub mod error;
+pub mod records;

@@ -1,0 +1,1 @@
+//! The group coordinator. (Being written.)

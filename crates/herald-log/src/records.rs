@@ -1,0 +1,1 @@
+//! Records inside a v2 batch: encoding, decoding, compression. (Being written.)
