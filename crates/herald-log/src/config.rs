@@ -50,9 +50,10 @@ impl Default for Durability {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// A segment rolls when the next batch would make it larger than this (bytes).
-    /// At most 2 GiB, because index positions are 32-bit.
+    /// At most [`MAX_SEGMENT_BYTES`], because index positions are 32-bit.
     pub segment_bytes: u64,
-    /// A segment rolls when its first batch's timestamp is older than this.
+    /// A segment rolls when its first append was longer ago than this (wall-clock time,
+    /// not record timestamps; see docs/adr/0003-segment-age-by-wall-clock.md).
     pub segment_age: Option<Duration>,
     /// Retention keeps at most this many bytes (whole segments are deleted, oldest first).
     pub retention_bytes: Option<u64>,
@@ -83,8 +84,12 @@ impl Default for LogConfig {
     }
 }
 
-/// Largest segment size the on-disk index format can address.
+/// Largest `segment_bytes`. A segment may exceed its target by one batch (a batch larger
+/// than a segment gets a segment of its own), so the two limits together keep every
+/// position below 3 GiB, inside the index format's 32-bit positions.
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 31;
+/// Largest `max_batch_bytes`.
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
 
 impl LogConfig {
     /// Checks the settings, returning what is wrong in words a user can act on.
@@ -98,10 +103,10 @@ impl LogConfig {
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be at least 1".into());
         }
-        if u64::from(self.max_batch_bytes) > self.segment_bytes {
+        if self.max_batch_bytes == 0 || u64::from(self.max_batch_bytes) > MAX_BATCH_BYTES {
             return Err(format!(
-                "max_batch_bytes ({}) must not exceed segment_bytes ({})",
-                self.max_batch_bytes, self.segment_bytes
+                "max_batch_bytes must be between 1 and {MAX_BATCH_BYTES}, got {}",
+                self.max_batch_bytes
             ));
         }
         Ok(())
