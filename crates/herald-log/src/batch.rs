@@ -249,6 +249,17 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>, (usize, B
     Ok(out)
 }
 
+/// The partition leader epoch the log stamps on every stored batch. A single node has one
+/// leader epoch; stamping it (as Kafka's leader does) lets recovery and reads check the
+/// four header bytes the CRC does not cover.
+pub const STORED_LEADER_EPOCH: i32 = 0;
+
+/// Rewrites the partition leader epoch of the batch starting at `bytes[0]`. The CRC does
+/// not cover it.
+pub fn set_partition_leader_epoch(bytes: &mut [u8], epoch: i32) {
+    bytes[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Rewrites the base offset of the batch starting at `bytes[0]`. The CRC does not cover it.
 pub fn set_base_offset(bytes: &mut [u8], base_offset: i64) {
     bytes[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());

@@ -215,23 +215,33 @@ impl Indexes {
         Ok(())
     }
 
-    /// Position of the last indexed batch whose base offset is at most `rel_offset`.
-    pub(crate) fn position_for(&self, rel_offset: u32) -> u32 {
+    /// The last indexed batch whose base offset is at most `rel_offset` (the start of the
+    /// segment when there is none).
+    pub(crate) fn entry_for(&self, rel_offset: u32) -> OffsetEntry {
         let idx = self.offsets.partition_point(|e| e.rel_offset <= rel_offset);
         if idx == 0 {
-            0
+            OffsetEntry {
+                rel_offset: 0,
+                position: 0,
+            }
         } else {
-            self.offsets[idx - 1].position
+            self.offsets[idx - 1]
         }
     }
 
-    /// Position from which to scan for the first batch with max timestamp >= `timestamp`.
-    pub(crate) fn position_for_time(&self, timestamp: i64) -> u32 {
+    /// The batch from which to scan for the first batch with max timestamp >= `timestamp`
+    /// (the start of the segment when no indexed batch is known to be older).
+    pub(crate) fn entry_for_time(&self, timestamp: i64) -> OffsetEntry {
         let idx = self.times.partition_point(|e| e.timestamp < timestamp);
-        if idx == 0 {
-            0
-        } else {
-            self.times[idx - 1].position
+        match idx {
+            0 => OffsetEntry {
+                rel_offset: 0,
+                position: 0,
+            },
+            _ => OffsetEntry {
+                rel_offset: self.times[idx - 1].rel_offset,
+                position: self.times[idx - 1].position,
+            },
         }
     }
 

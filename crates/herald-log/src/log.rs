@@ -400,6 +400,7 @@ impl Log {
         let mut assigned = Vec::with_capacity(headers.len());
         for (pos, h) in &headers {
             batch::set_base_offset(&mut batches[*pos..], next as i64);
+            batch::set_partition_leader_epoch(&mut batches[*pos..], batch::STORED_LEADER_EPOCH);
             let mut h = *h;
             h.base_offset = next as i64;
             next += h.last_offset_delta as u64 + 1;
@@ -581,17 +582,19 @@ impl Log {
             if segment.next_offset() <= log_start || segment.max_timestamp() < timestamp {
                 continue;
             }
-            let mut pos = u64::from(
-                segment
-                    .indexes
-                    .read()
-                    .expect("index lock")
-                    .position_for_time(timestamp),
-            );
+            let entry = segment
+                .indexes
+                .read()
+                .expect("index lock")
+                .entry_for_time(timestamp);
+            let mut pos = u64::from(entry.position);
+            let mut expected = segment.base + u64::from(entry.rel_offset);
             while pos < limit {
                 let header = segment.read_header(pos)?;
+                segment.check_header(&header, pos, expected, limit)?;
                 let len = header.total_len() as u64;
                 let last = header.last_offset() as u64;
+                expected = last + 1;
                 if header.max_timestamp >= timestamp && last >= log_start {
                     let raw = segment.read_at(pos, len as usize)?;
                     let decoded = crate::records::decode_batch(&raw)
@@ -651,21 +654,17 @@ impl Log {
                 .collect()
         };
         for (segment, limit) in segments {
-            let rel = from_offset
-                .saturating_sub(segment.base)
-                .min(u64::from(u32::MAX)) as u32;
-            let mut pos = u64::from(
-                segment
-                    .indexes
-                    .read()
-                    .expect("index lock")
-                    .position_for(rel),
-            );
+            if limit == 0 {
+                continue;
+            }
+            let (mut pos, _) = segment.locate(from_offset.max(segment.base), limit)?;
+            let mut expected = None;
             while pos < limit {
                 let header = segment.read_header(pos)?;
-                if header.last_offset() as u64 >= from_offset {
-                    f(&header);
-                }
+                let base = expected.unwrap_or(header.base_offset as u64);
+                segment.check_header(&header, pos, base, limit)?;
+                f(&header);
+                expected = Some(header.last_offset() as u64 + 1);
                 pos += header.total_len() as u64;
             }
         }
@@ -886,7 +885,8 @@ fn readable_limit(state: &State, segment: &Segment) -> u64 {
     }
 }
 
-/// Finds the batch containing `offset` and reads whole batches from it.
+/// Finds the batch containing `offset` and reads whole batches from it, checking each
+/// one (CRC when `verify`, and always the header fields the CRC does not cover).
 fn read_from_segment(
     segment: &Segment,
     offset: u64,
@@ -894,46 +894,25 @@ fn read_from_segment(
     max_bytes: usize,
     verify: bool,
 ) -> Result<Vec<u8>> {
-    let rel = (offset - segment.base).min(u64::from(u32::MAX)) as u32;
-    let mut pos = u64::from(
-        segment
-            .indexes
-            .read()
-            .expect("index lock")
-            .position_for(rel),
-    );
-    let first = loop {
-        if pos >= limit {
-            return Err(segment.corrupt(
-                pos,
-                format!("offset {offset} not found before the end of the segment"),
-            ));
-        }
-        let header = segment.read_header(pos)?;
-        if header.last_offset() as u64 >= offset {
-            break header;
-        }
-        pos += header.total_len() as u64;
-    };
+    let (pos, first) = segment.locate(offset, limit)?;
     let first_len = first.total_len() as u64;
-    if pos + first_len > limit {
-        return Err(segment.corrupt(pos, "batch runs past the readable end of the segment"));
-    }
     let want = (max_bytes as u64).max(first_len).min(limit - pos);
     let mut buf = segment.read_at(pos, want as usize)?;
-    // Keep whole batches only.
     let mut end = 0usize;
+    let mut expected = first.base_offset as u64;
     while end + batch::HEADER_LEN <= buf.len() {
-        let h = BatchHeader::parse(&buf[end..])
-            .map_err(|e| segment.corrupt(pos + end as u64, e.to_string()))?;
+        let at = pos + end as u64;
+        let h = BatchHeader::parse(&buf[end..]).map_err(|e| segment.corrupt(at, e.to_string()))?;
         let len = h.total_len();
-        if len < batch::HEADER_LEN || end + len > buf.len() {
-            break;
+        if end + len > buf.len() && end > 0 {
+            break; // the next batch does not fit in max_bytes
         }
+        segment.check_header(&h, at, expected, limit)?;
         if verify {
             batch::validate(&buf[end..end + len])
-                .map_err(|e| segment.corrupt(pos + end as u64, e.to_string()))?;
+                .map_err(|e| segment.corrupt(at, e.to_string()))?;
         }
+        expected = h.last_offset() as u64 + 1;
         end += len;
     }
     buf.truncate(end);

@@ -186,6 +186,75 @@ impl Segment {
         BatchHeader::parse(&raw).map_err(|e| self.corrupt(position, e.to_string()))
     }
 
+    /// Walks batch headers from the index entry at or before `offset` to the batch that
+    /// contains it, checking on the way what the CRC does not cover: each base offset
+    /// continues the previous batch and the leader epoch is the one the log stamps.
+    /// Returns the batch's position and header.
+    pub(crate) fn locate(&self, offset: u64, limit: u64) -> Result<(u64, BatchHeader)> {
+        let rel = (offset - self.base).min(u64::from(u32::MAX)) as u32;
+        let entry = self.indexes.read().expect("index lock").entry_for(rel);
+        let mut pos = u64::from(entry.position);
+        let mut expected = self.base + u64::from(entry.rel_offset);
+        loop {
+            if pos >= limit {
+                return Err(self.corrupt(
+                    pos,
+                    format!("offset {offset} not found before the end of the segment"),
+                ));
+            }
+            let header = self.read_header(pos)?;
+            self.check_header(&header, pos, expected, limit)?;
+            if header.last_offset() as u64 >= offset {
+                return Ok((pos, header));
+            }
+            expected = header.last_offset() as u64 + 1;
+            pos += header.total_len() as u64;
+        }
+    }
+
+    /// Checks the parts of a stored header that the CRC does not protect.
+    pub(crate) fn check_header(
+        &self,
+        header: &BatchHeader,
+        pos: u64,
+        expected_base: u64,
+        limit: u64,
+    ) -> Result<()> {
+        if header.base_offset < 0 || header.base_offset as u64 != expected_base {
+            return Err(self.corrupt(
+                pos,
+                format!(
+                    "batch base offset {} where {expected_base} was expected",
+                    header.base_offset
+                ),
+            ));
+        }
+        if header.partition_leader_epoch != batch::STORED_LEADER_EPOCH {
+            return Err(self.corrupt(
+                pos,
+                format!(
+                    "batch leader epoch {} is not the stored epoch",
+                    header.partition_leader_epoch
+                ),
+            ));
+        }
+        if header.magic != batch::MAGIC_V2 || header.last_offset_delta < 0 {
+            return Err(self.corrupt(pos, "batch header fields are invalid"));
+        }
+        if header.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32
+            || pos + header.total_len() as u64 > limit
+        {
+            return Err(self.corrupt(
+                pos,
+                format!(
+                    "batch length {} runs past the end of the data",
+                    header.batch_length
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `len` bytes at `position`.
     pub(crate) fn read_at(&self, position: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
@@ -234,37 +303,19 @@ impl Segment {
                 .read_exact_at(&mut header_buf, pos)
                 .map_err(|e| LogError::io("read segment", &self.path, e))?;
             let header = BatchHeader::parse(&header_buf).expect("full header");
-            let len = header.total_len() as u64;
-            if header.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32
-                || pos + len > file_len
-            {
-                break Some((
-                    pos,
-                    format!(
-                        "batch length {} runs past the end of the file",
-                        header.batch_length
-                    ),
-                ));
+            if let Err(e) = self.check_header(&header, pos, expected, file_len) {
+                break Some((pos, e.to_string()));
             }
-            body.resize(len as usize, 0);
+            body.resize(header.total_len(), 0);
             self.file
                 .read_exact_at(&mut body, pos)
                 .map_err(|e| LogError::io("read segment", &self.path, e))?;
             if let Err(e) = batch::validate(&body) {
                 break Some((pos, e.to_string()));
             }
-            if header.base_offset < 0 || header.base_offset as u64 != expected {
-                break Some((
-                    pos,
-                    format!(
-                        "batch base offset {} where {expected} was expected",
-                        header.base_offset
-                    ),
-                ));
-            }
             self.on_append(&header, pos, interval)?;
             expected = header.last_offset() as u64 + 1;
-            pos += len;
+            pos += header.total_len() as u64;
         };
         if pos > 0 {
             self.created_ms.store(created, Ordering::Release);
