@@ -1,4 +1,46 @@
 //! herald-broker: a single-node Kafka-compatible broker on herald-log.
+//!
+//! - [`BrokerConfig`]: where the data lives, what to listen on, topic defaults. It
+//!   deserialises from a configuration file (every field has a default).
+//! - [`Broker::start`] opens the data directory, binds the Kafka listener and returns a
+//!   [`BrokerHandle`]; [`BrokerHandle::shutdown`] stops gracefully.
+//! - [`Broker`] is the core the listener serves and that embedders (the HTTP API, the
+//!   CLI) use directly: [`TopicManager`] for topics, [`Broker::produce`] and
+//!   [`Broker::read`] for records.
+//!
+//! Unmodified Kafka clients (librdkafka, kafka-python, aiokafka, Java) talk to it; the
+//! APIs and versions it advertises are listed in `docs/protocol.md`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), herald_broker::BrokerError> {
+//! use herald_broker::{Broker, BrokerConfig};
+//!
+//! let config = BrokerConfig::new("/tmp/herald-data", "127.0.0.1:0".parse().unwrap());
+//! let handle = Broker::start(config).await?;
+//! println!("Kafka clients connect to {}", handle.kafka_addr());
+//! // ... serve until told to stop ...
+//! handle.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
+mod broker;
+pub mod config;
+pub mod error;
+mod frame;
 pub mod group;
+mod handlers;
+pub mod partition;
+mod producer_ids;
+pub mod producer_state;
+mod server;
+mod store;
+pub mod topic_config;
+pub mod topics;
+
+pub use broker::{Acks, Broker, Produced};
+pub use config::BrokerConfig;
+pub use error::{BrokerError, ProduceError, ReadError, TopicError};
+pub use server::BrokerHandle;
+pub use topics::{NewTopic, Topic, TopicManager};

@@ -1,0 +1,318 @@
+//! The broker core shared by the Kafka listener and, through [`Broker`], by embedders
+//! (the HTTP API, the CLI): topics, produce and fetch with their durability rules.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use herald_log::{AppendInfo, LogError, ReadResult};
+use tokio::sync::{oneshot, watch};
+
+use crate::{
+    config::BrokerConfig,
+    error::{BrokerError, ProduceError, ReadError, TopicError},
+    partition::{AppendOutcome, Partition},
+    producer_ids::ProducerIds,
+    store::{self, CLUSTER_FILE, ClusterFile},
+    topics::{NewTopic, Topic, TopicManager},
+};
+
+/// When a produce is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0: the caller does not wait at all (the append still happens).
+    None,
+    /// acks=1: once the batch is written (durability may still be pending).
+    Leader,
+    /// acks=all (-1): once the batch is durable under the topic's durability policy.
+    All,
+}
+
+impl Acks {
+    /// Kafka's numeric `acks` (0, 1, -1); other values are invalid.
+    pub fn from_kafka(acks: i16) -> Option<Self> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+/// Where a produced batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// The partition's log start offset after the append.
+    pub log_start_offset: i64,
+    /// The batch repeated one already written (idempotent-producer retry).
+    pub duplicate: bool,
+}
+
+/// Everything the broker's tasks share.
+pub(crate) struct Core {
+    pub(crate) config: BrokerConfig,
+    pub(crate) cluster_id: String,
+    pub(crate) topics: TopicManager,
+    pub(crate) producer_ids: ProducerIds,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) advertised: (String, i32),
+}
+
+/// A running broker's core, cheap to clone. Obtained from
+/// [`BrokerHandle::broker`](crate::BrokerHandle::broker).
+#[derive(Clone)]
+pub struct Broker {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("data_dir", &self.core.config.data_dir)
+            .field("advertised", &self.core.advertised)
+            .finish()
+    }
+}
+
+/// Reads the cluster id kept in the data directory, or makes one.
+fn cluster_id(config: &BrokerConfig, broker_dir: &std::path::Path) -> Result<String, BrokerError> {
+    if let Some(id) = &config.cluster_id {
+        return Ok(id.clone());
+    }
+    let path = broker_dir.join(CLUSTER_FILE);
+    if let Some(file) = store::read_json::<ClusterFile>(&path)? {
+        return Ok(file.cluster_id);
+    }
+    // Kafka's cluster ids are URL-safe base64 of a random UUID, 22 characters.
+    let id: String = uuid::Uuid::new_v4().simple().to_string()[..22].to_string();
+    store::write_json(
+        &path,
+        &ClusterFile {
+            cluster_id: id.clone(),
+        },
+    )?;
+    Ok(id)
+}
+
+impl Core {
+    /// Opens the data directory (blocking).
+    pub(crate) fn open(
+        config: BrokerConfig,
+        bound: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, BrokerError> {
+        config.validate().map_err(BrokerError::Config)?;
+        let topics = TopicManager::open(
+            &config.data_dir,
+            config.default_topic_config.clone(),
+            config.max_partitions_per_topic,
+            config.producer_state_scan_offsets,
+        )?;
+        let broker_dir = config.data_dir.join("broker");
+        let max_seen = topics
+            .list()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .filter_map(|p| p.max_producer_id())
+            .max()
+            .map_or(0, |m| m + 1);
+        let producer_ids = ProducerIds::open(&broker_dir, max_seen)?;
+        let cluster_id = cluster_id(&config, &broker_dir)?;
+        let host = config.advertised_host.clone().unwrap_or_else(|| {
+            if bound.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                bound.ip().to_string()
+            }
+        });
+        let port = i32::from(config.advertised_port.unwrap_or(bound.port()));
+        Ok(Self {
+            config,
+            cluster_id,
+            topics,
+            producer_ids,
+            shutdown,
+            advertised: (host, port),
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))
+}
+
+impl Broker {
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.core.config
+    }
+
+    /// The cluster id reported to clients.
+    pub fn cluster_id(&self) -> &str {
+        &self.core.cluster_id
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised_address(&self) -> (&str, u16) {
+        (&self.core.advertised.0, self.core.advertised.1 as u16)
+    }
+
+    /// The topics. Its mutating methods block; prefer the async wrappers below.
+    pub fn topics(&self) -> &TopicManager {
+        &self.core.topics
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.core.shutdown.borrow()
+    }
+
+    /// Runs a blocking topic operation on the blocking thread pool.
+    pub async fn with_topics<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&TopicManager) -> T + Send + 'static,
+    ) -> Result<T, BrokerError> {
+        let core = self.core.clone();
+        blocking(move || f(&core.topics)).await
+    }
+
+    /// Creates a topic (see [`TopicManager::create`]).
+    pub async fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, TopicError> {
+        let core = self.core.clone();
+        blocking(move || core.topics.create(new)).await?
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let core = self.core.clone();
+        let name = name.to_string();
+        blocking(move || core.topics.delete(&name)).await?
+    }
+
+    /// Appends one Kafka v2 record batch (exactly as a producer sends it) to a
+    /// partition, with the idempotent-producer checks, and waits as `acks` says.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<u8>,
+        acks: Acks,
+    ) -> Result<Produced, ProduceError> {
+        self.start_produce(topic, partition, records)
+            .await?
+            .finish(acks)
+            .await
+    }
+
+    /// The first half of [`produce`](Self::produce): validates and writes the batch, and
+    /// returns without waiting for durability, so that a request can write to many
+    /// partitions before it waits for all of them.
+    pub(crate) async fn start_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut records: Vec<u8>,
+    ) -> Result<PendingProduce, ProduceError> {
+        let Some(p) = self.core.topics.partition(topic, partition) else {
+            return Err(ProduceError::UnknownTopicOrPartition {
+                topic: topic.to_string(),
+                partition,
+            });
+        };
+        let core = self.core.clone();
+        let part = p.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            part.append(&mut records, |pid| core.producer_ids.is_known(pid))
+        })
+        .await
+        .map_err(|e| ProduceError::Storage(task_failed("append task", e)))??;
+        Ok(match outcome {
+            AppendOutcome::Duplicate { base_offset } => PendingProduce {
+                partition: p,
+                base_offset,
+                duplicate: true,
+                durable: None,
+            },
+            AppendOutcome::Written(pending) => {
+                let base_offset = pending.info().base_offset as i64;
+                let (tx, rx) = oneshot::channel();
+                pending.on_durable(move |r| {
+                    let _ = tx.send(r);
+                });
+                PendingProduce {
+                    partition: p,
+                    base_offset,
+                    duplicate: false,
+                    durable: Some(rx),
+                }
+            }
+        })
+    }
+
+    /// Reads whole batches from a partition starting with the one that holds `offset`,
+    /// up to about `max_bytes` (at least one whole batch). Does not wait for data.
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, ReadError> {
+        let Some(p) = self.core.topics.partition(topic, partition) else {
+            return Err(ReadError::UnknownTopicOrPartition {
+                topic: topic.to_string(),
+                partition,
+            });
+        };
+        tokio::task::spawn_blocking(move || p.read(offset, max_bytes))
+            .await
+            .map_err(|e| ReadError::Storage(task_failed("read task", e)))?
+    }
+}
+
+fn task_failed(op: &'static str, e: tokio::task::JoinError) -> LogError {
+    LogError::Io {
+        op,
+        path: Default::default(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// A written batch whose acknowledgement may still wait for durability.
+#[derive(Debug)]
+pub(crate) struct PendingProduce {
+    partition: Arc<Partition>,
+    base_offset: i64,
+    duplicate: bool,
+    durable: Option<oneshot::Receiver<Result<AppendInfo, LogError>>>,
+}
+
+impl PendingProduce {
+    /// Waits as `acks` says and reports where the batch landed.
+    pub(crate) async fn finish(self, acks: Acks) -> Result<Produced, ProduceError> {
+        if acks == Acks::All
+            && let Some(rx) = self.durable
+        {
+            match rx.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ProduceError::Storage(e)),
+                Err(_) => return Err(ProduceError::Storage(LogError::Closed)),
+            }
+        }
+        let log_start_offset = self
+            .partition
+            .offsets()
+            .map(|(start, _)| start)
+            .unwrap_or(-1);
+        Ok(Produced {
+            base_offset: self.base_offset,
+            log_start_offset,
+            duplicate: self.duplicate,
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! Broker settings, deserialisable from a TOML or JSON file.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use herald_log::{Durability, LogConfig};
+use serde::{Deserialize, Deserializer};
+
+/// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// Everything the broker needs to start. Every field has a default (see [`Default`]), so
+/// a configuration file names only what it changes:
+///
+/// ```
+/// let config: herald_broker::BrokerConfig = serde_json::from_str(r#"{
+///     "data_dir": "/var/lib/herald",
+///     "kafka_listen": "0.0.0.0:9092",
+///     "advertised_host": "broker.example",
+///     "default_topic_config": { "retention_ms": 86400000, "durability": "every-append" }
+/// }"#).unwrap();
+/// assert_eq!(config.default_partitions, 1);
+/// assert_eq!(config.default_topic_config.retention_age.unwrap().as_secs(), 86_400);
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BrokerConfig {
+    /// Root of all broker state: `topics/` (one directory per partition), `broker/`
+    /// (topic catalog, producer ids, cluster id) and `groups/`.
+    pub data_dir: PathBuf,
+    /// Address the Kafka listener binds; port 0 picks a free port.
+    pub kafka_listen: SocketAddr,
+    /// Host name clients are told to connect to (Metadata). `None`: the listen IP, or
+    /// `127.0.0.1` when listening on an unspecified address.
+    pub advertised_host: Option<String>,
+    /// Port clients are told to connect to. `None`: the port actually bound.
+    pub advertised_port: Option<u16>,
+    /// Create unknown topics when a Metadata request asks for them and allows it
+    /// (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics requests that say -1.
+    pub default_partitions: i32,
+    /// Log settings of topics that override nothing.
+    #[serde(deserialize_with = "deserialize_log_config")]
+    pub default_topic_config: LogConfig,
+    /// Largest request frame accepted; a larger one closes the connection.
+    pub max_frame_bytes: usize,
+    /// This broker's node id in Metadata.
+    pub node_id: i32,
+    /// Cluster id in Metadata. `None`: generated once and kept in the data directory.
+    pub cluster_id: Option<String>,
+    /// How often retention runs over every partition, in milliseconds.
+    pub retention_check_interval_ms: u64,
+    /// How many offsets at the end of each partition are scanned at startup to rebuild
+    /// idempotent-producer state.
+    pub producer_state_scan_offsets: u64,
+    /// Largest partition count of one topic.
+    pub max_partitions_per_topic: i32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./herald-data"),
+            kafka_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_host: None,
+            advertised_port: None,
+            auto_create_topics: true,
+            default_partitions: 1,
+            default_topic_config: LogConfig::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            node_id: 1,
+            cluster_id: None,
+            retention_check_interval_ms: 5 * 60 * 1000,
+            producer_state_scan_offsets: 1_000_000,
+            max_partitions_per_topic: 10_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Defaults with `data_dir` and the listener set: the usual start for tests and
+    /// embedding (`"127.0.0.1:0".parse()` picks a free port).
+    pub fn new(data_dir: impl Into<PathBuf>, kafka_listen: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            kafka_listen,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the settings, saying what is wrong in words a user can act on.
+    pub fn validate(&self) -> Result<(), String> {
+        self.default_topic_config
+            .validate()
+            .map_err(|e| format!("default_topic_config: {e}"))?;
+        if self.default_partitions < 1 || self.default_partitions > self.max_partitions_per_topic {
+            return Err(format!(
+                "default_partitions must be between 1 and max_partitions_per_topic ({}), got {}",
+                self.max_partitions_per_topic, self.default_partitions
+            ));
+        }
+        if self.max_frame_bytes < 1024 || self.max_frame_bytes > i32::MAX as usize {
+            return Err(format!(
+                "max_frame_bytes must be between 1024 and {}, got {}",
+                i32::MAX,
+                self.max_frame_bytes
+            ));
+        }
+        if self.node_id < 0 {
+            return Err(format!(
+                "node_id must not be negative, got {}",
+                self.node_id
+            ));
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err("retention_check_interval_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The file form of [`LogConfig`], in Kafka's units (milliseconds, bytes, -1 for
+/// "no limit"). Missing fields keep [`LogConfig::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LogConfigFile {
+    segment_bytes: Option<u64>,
+    segment_ms: Option<i64>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
+    max_message_bytes: Option<u32>,
+    durability: Option<String>,
+    group_commit_max_delay_ms: Option<u64>,
+    group_commit_max_bytes: Option<u64>,
+    index_interval_bytes: Option<u32>,
+    verify_reads: Option<bool>,
+}
+
+fn deserialize_log_config<'de, D: Deserializer<'de>>(d: D) -> Result<LogConfig, D::Error> {
+    use serde::de::Error;
+    let file = LogConfigFile::deserialize(d)?;
+    let mut config = LogConfig::default();
+    if let Some(v) = file.segment_bytes {
+        config.segment_bytes = v;
+    }
+    if let Some(v) = file.segment_ms {
+        config.segment_age = optional_ms(v).map_err(D::Error::custom)?;
+    }
+    if let Some(v) = file.retention_ms {
+        config.retention_age = optional_ms(v).map_err(D::Error::custom)?;
+    }
+    if let Some(v) = file.retention_bytes {
+        config.retention_bytes = match v {
+            -1 => None,
+            v if v >= 0 => Some(v as u64),
+            v => {
+                return Err(D::Error::custom(format!(
+                    "retention_bytes: {v} is below -1"
+                )));
+            }
+        };
+    }
+    if let Some(v) = file.max_message_bytes {
+        config.max_batch_bytes = v;
+    }
+    if let Some(name) = file.durability {
+        config.durability = crate::topic_config::parse_durability(&name, config.durability)
+            .map_err(D::Error::custom)?;
+    }
+    if file.group_commit_max_delay_ms.is_some() || file.group_commit_max_bytes.is_some() {
+        let Durability::GroupCommit {
+            max_delay,
+            max_bytes,
+        } = &mut config.durability
+        else {
+            return Err(D::Error::custom(
+                "group_commit_* settings need durability = \"group-commit\"",
+            ));
+        };
+        if let Some(ms) = file.group_commit_max_delay_ms {
+            *max_delay = Duration::from_millis(ms);
+        }
+        if let Some(b) = file.group_commit_max_bytes {
+            *max_bytes = b;
+        }
+    }
+    if let Some(v) = file.index_interval_bytes {
+        config.index_interval_bytes = v;
+    }
+    if let Some(v) = file.verify_reads {
+        config.verify_reads = v;
+    }
+    config.validate().map_err(D::Error::custom)?;
+    Ok(config)
+}
+
+/// Kafka's "milliseconds, or -1 for never".
+fn optional_ms(v: i64) -> Result<Option<Duration>, String> {
+    match v {
+        -1 => Ok(None),
+        v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
+        v => Err(format!("{v} ms is below -1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c: BrokerConfig = serde_json::from_str("{}").unwrap();
+        assert!(c.auto_create_topics);
+        assert_eq!(c.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.default_topic_config, LogConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<BrokerConfig>(r#"{"data_dri": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn log_config_in_kafka_units() {
+        let c: BrokerConfig = serde_json::from_str(
+            r#"{"default_topic_config": {"retention_ms": -1, "retention_bytes": 1000000,
+                 "segment_bytes": 1048576, "durability": "group-commit",
+                 "group_commit_max_delay_ms": 5}}"#,
+        )
+        .unwrap();
+        let l = c.default_topic_config;
+        assert_eq!(l.retention_age, None);
+        assert_eq!(l.retention_bytes, Some(1_000_000));
+        assert_eq!(l.segment_bytes, 1 << 20);
+        assert!(matches!(
+            l.durability,
+            Durability::GroupCommit { max_delay, .. } if max_delay == Duration::from_millis(5)
+        ));
+    }
+
+    #[test]
+    fn bad_durability_is_refused() {
+        let err = serde_json::from_str::<BrokerConfig>(
+            r#"{"default_topic_config": {"durability": "sometimes"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+}

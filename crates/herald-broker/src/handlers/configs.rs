@@ -1,0 +1,313 @@
+//! DescribeConfigs v1–v4 and IncrementalAlterConfigs v0–v1 for topics (and a read-only
+//! description of the broker's own defaults).
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+        describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+        },
+        incremental_alter_configs_request::AlterConfigsResource,
+        incremental_alter_configs_response::AlterConfigsResourceResponse,
+    },
+    protocol::StrBytes,
+};
+
+use super::Ctx;
+use crate::{
+    broker::Broker,
+    error::TopicError,
+    topic_config::{self, CLEANUP_POLICY, ConfigEntry, ConfigSource, ConfigType},
+};
+
+/// Kafka's resource type for topics.
+const TOPIC: i8 = 2;
+/// Kafka's resource type for brokers.
+const BROKER: i8 = 4;
+/// Kafka's config source for settings from the broker's configuration file.
+const STATIC_BROKER_CONFIG: i8 = 4;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+
+fn describe_entry(
+    ctx: &Ctx<'_>,
+    e: ConfigEntry,
+    synonyms: bool,
+    documentation: bool,
+) -> DescribeConfigsResourceResult {
+    let mut r = DescribeConfigsResourceResult::default();
+    r.name = StrBytes::from_static_str(e.name);
+    r.value = Some(StrBytes::from_string(e.value.clone()));
+    r.config_source = e.source.kafka_code();
+    if synonyms {
+        if e.source == ConfigSource::Topic {
+            let mut s = DescribeConfigsSynonym::default();
+            s.name = StrBytes::from_static_str(e.name);
+            s.value = Some(StrBytes::from_string(e.value));
+            s.source = ConfigSource::Topic.kafka_code();
+            r.synonyms.push(s);
+        }
+        let mut s = DescribeConfigsSynonym::default();
+        s.name = StrBytes::from_static_str(e.name);
+        s.value = Some(StrBytes::from_string(e.default_value));
+        s.source = ConfigSource::Default.kafka_code();
+        r.synonyms.push(s);
+    }
+    if ctx.version >= 3 {
+        r.config_type = e.config_type.kafka_code();
+        if documentation {
+            r.documentation = Some(StrBytes::from_static_str(e.documentation));
+        }
+    }
+    r
+}
+
+/// The broker's own settings, read-only (they come from its configuration file).
+fn broker_entries(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
+    let defaults = topic_config::describe(broker.topics().defaults(), &BTreeMap::new(), None);
+    let value = |key: &str| {
+        defaults
+            .iter()
+            .find(|e| e.name == key)
+            .map(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    let c = broker.config();
+    vec![
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            ConfigType::String,
+        ),
+        ("broker.id", c.node_id.to_string(), ConfigType::Int),
+        (
+            "herald.durability",
+            value(topic_config::DURABILITY),
+            ConfigType::String,
+        ),
+        (
+            "log.cleanup.policy",
+            value(CLEANUP_POLICY),
+            ConfigType::List,
+        ),
+        (
+            "log.retention.bytes",
+            value(topic_config::RETENTION_BYTES),
+            ConfigType::Long,
+        ),
+        (
+            "log.retention.ms",
+            value(topic_config::RETENTION_MS),
+            ConfigType::Long,
+        ),
+        (
+            "log.roll.ms",
+            value(topic_config::SEGMENT_MS),
+            ConfigType::Long,
+        ),
+        (
+            "log.segment.bytes",
+            value(topic_config::SEGMENT_BYTES),
+            ConfigType::Int,
+        ),
+        (
+            "message.max.bytes",
+            value(topic_config::MAX_MESSAGE_BYTES),
+            ConfigType::Int,
+        ),
+        (
+            "num.partitions",
+            c.default_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "socket.request.max.bytes",
+            c.max_frame_bytes.to_string(),
+            ConfigType::Int,
+        ),
+    ]
+}
+
+/// DescribeConfigs.
+pub(crate) async fn describe_configs(
+    ctx: Ctx<'_>,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let broker = ctx.broker;
+    let documentation = ctx.version >= 3 && req.include_documentation;
+    let mut resp = DescribeConfigsResponse::default();
+    for resource in req.resources {
+        let mut r = DescribeConfigsResult::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name.clone();
+        let keys: Option<Vec<String>> = resource
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(|s| s.to_string()).collect());
+        match resource.resource_type {
+            TOPIC => match broker.topics().get(&resource.resource_name) {
+                Some(topic) => {
+                    r.configs = topic_config::describe(
+                        broker.topics().defaults(),
+                        &topic.configs(),
+                        keys.as_deref(),
+                    )
+                    .into_iter()
+                    .map(|e| describe_entry(&ctx, e, req.include_synonyms, documentation))
+                    .collect();
+                }
+                None => {
+                    r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    r.error_message = Some(StrBytes::from_string(format!(
+                        "unknown topic {:?}",
+                        resource.resource_name.as_str()
+                    )));
+                }
+            },
+            BROKER
+                if resource.resource_name.is_empty()
+                    || resource.resource_name.as_str() == broker.config().node_id.to_string() =>
+            {
+                r.configs = broker_entries(broker)
+                    .into_iter()
+                    .filter(|(name, _, _)| {
+                        keys.as_ref().is_none_or(|k| k.iter().any(|k| k == name))
+                    })
+                    .map(|(name, value, config_type)| {
+                        let mut c = DescribeConfigsResourceResult::default();
+                        c.name = StrBytes::from_static_str(name);
+                        c.value = Some(StrBytes::from_string(value.clone()));
+                        c.read_only = true;
+                        c.config_source = STATIC_BROKER_CONFIG;
+                        if req.include_synonyms {
+                            let mut s = DescribeConfigsSynonym::default();
+                            s.name = StrBytes::from_static_str(name);
+                            s.value = Some(StrBytes::from_string(value));
+                            s.source = STATIC_BROKER_CONFIG;
+                            c.synonyms.push(s);
+                        }
+                        if ctx.version >= 3 {
+                            c.config_type = config_type.kafka_code();
+                        }
+                        c
+                    })
+                    .collect();
+            }
+            other => {
+                r.error_code = ResponseError::InvalidRequest.code();
+                r.error_message = Some(StrBytes::from_string(format!(
+                    "cannot describe resource type {other} named {:?}; Herald describes topics and broker {}",
+                    resource.resource_name.as_str(),
+                    broker.config().node_id
+                )));
+            }
+        }
+        resp.results.push(r);
+    }
+    resp
+}
+
+/// Applies the operations of one resource to a topic's current overrides.
+fn altered(
+    current: BTreeMap<String, String>,
+    resource: &AlterConfigsResource,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let mut seen = HashSet::new();
+    let mut next = current;
+    for op in &resource.configs {
+        let key = op.name.as_str();
+        if !seen.insert(key) {
+            return Err(TopicError::InvalidConfig(format!(
+                "{key:?} appears more than once"
+            )));
+        }
+        if !topic_config::is_known_key(key) {
+            return Err(TopicError::InvalidConfig(format!(
+                "unknown topic config {key:?}"
+            )));
+        }
+        let value = op.value.as_ref().map(|v| v.to_string());
+        match (op.config_operation, value) {
+            (SET, Some(v)) => {
+                next.insert(key.to_string(), v);
+            }
+            (SET, None) => {
+                return Err(TopicError::InvalidConfig(format!(
+                    "SET {key:?} needs a value"
+                )));
+            }
+            (DELETE, _) => {
+                next.remove(key);
+            }
+            // cleanup.policy is a list; the only member Herald knows is "delete".
+            (APPEND, Some(v)) if key == CLEANUP_POLICY && v == "delete" => {
+                next.insert(key.to_string(), v);
+            }
+            (op, _) => {
+                return Err(TopicError::InvalidConfig(format!(
+                    "operation {op} on {key:?} is not supported (SET and DELETE are; APPEND only adds \"delete\" to cleanup.policy)"
+                )));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// IncrementalAlterConfigs.
+pub(crate) async fn incremental_alter_configs(
+    ctx: Ctx<'_>,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let broker = ctx.broker;
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for resource in req.resources {
+        let mut r = AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name.clone();
+        let name = resource.resource_name.to_string();
+        let result: Result<(), (i16, String)> = match resource.resource_type {
+            TOPIC => match broker.topics().get(&name) {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("unknown topic {name:?}"),
+                )),
+                Some(topic) => match altered(topic.configs(), &resource) {
+                    Err(e) => Err((e.kafka_code(), e.to_string())),
+                    Ok(next) => {
+                        let validate_only = req.validate_only;
+                        let n = name.clone();
+                        match broker
+                            .with_topics(move |t| t.set_configs(&n, next, validate_only))
+                            .await
+                        {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err((e.kafka_code(), e.to_string())),
+                            Err(e) => Err((ResponseError::KafkaStorageError.code(), e.to_string())),
+                        }
+                    }
+                },
+            },
+            BROKER => Err((
+                ResponseError::InvalidRequest.code(),
+                "broker settings are static in Herald: change the configuration file".into(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest.code(),
+                format!("cannot alter resource type {other}"),
+            )),
+        };
+        if let Err((code, message)) = result {
+            tracing::info!(resource = %name, error = %message, "alter configs refused");
+            r.error_code = code;
+            r.error_message = Some(StrBytes::from_string(message));
+        }
+        resp.responses.push(r);
+    }
+    resp
+}

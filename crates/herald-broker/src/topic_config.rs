@@ -1,0 +1,364 @@
+//! Per-topic configuration in Kafka's names (`retention.ms`, `max.message.bytes`, ...)
+//! and how it maps onto [`LogConfig`].
+//!
+//! A topic stores only its overrides, as Kafka strings; its effective [`LogConfig`] is the
+//! broker default with the overrides applied. That way a changed broker default reaches
+//! every topic that did not override it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use herald_log::{Durability, LogConfig};
+
+/// `retention.ms`: age after which whole segments are deleted; -1 keeps forever.
+pub const RETENTION_MS: &str = "retention.ms";
+/// `retention.bytes`: size above which the oldest segments are deleted; -1 for no limit.
+pub const RETENTION_BYTES: &str = "retention.bytes";
+/// `segment.bytes`: size at which a segment rolls.
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+/// `segment.ms`: age at which a segment rolls.
+pub const SEGMENT_MS: &str = "segment.ms";
+/// `max.message.bytes`: largest record batch a producer may send.
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+/// `cleanup.policy`: only `delete` is supported.
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+/// `herald.durability`: `every-append`, `group-commit` or `none`.
+pub const DURABILITY: &str = "herald.durability";
+
+/// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
+pub const KEYS: [&str; 7] = [
+    CLEANUP_POLICY,
+    DURABILITY,
+    MAX_MESSAGE_BYTES,
+    RETENTION_BYTES,
+    RETENTION_MS,
+    SEGMENT_BYTES,
+    SEGMENT_MS,
+];
+
+/// Where a described value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The broker default (Kafka's `DEFAULT_CONFIG`, 5).
+    Default,
+    /// An override set on the topic (Kafka's `DYNAMIC_TOPIC_CONFIG`, 1).
+    Topic,
+}
+
+impl ConfigSource {
+    /// Kafka's numeric config source.
+    pub fn kafka_code(self) -> i8 {
+        match self {
+            ConfigSource::Default => 5,
+            ConfigSource::Topic => 1,
+        }
+    }
+}
+
+/// Kafka's config value type (DescribeConfigs v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// A string.
+    String,
+    /// A 32-bit integer.
+    Int,
+    /// A 64-bit integer.
+    Long,
+    /// A comma-separated list.
+    List,
+}
+
+impl ConfigType {
+    /// Kafka's numeric config type.
+    pub fn kafka_code(self) -> i8 {
+        match self {
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Long => 5,
+            ConfigType::List => 7,
+        }
+    }
+}
+
+/// One described configuration value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Kafka name of the setting.
+    pub name: &'static str,
+    /// Current value, as Kafka would print it.
+    pub value: String,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// The broker default, for DescribeConfigs synonyms.
+    pub default_value: String,
+    /// Value type.
+    pub config_type: ConfigType,
+    /// One line saying what it does.
+    pub documentation: &'static str,
+}
+
+fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
+    Some(match key {
+        RETENTION_MS => (
+            RETENTION_MS,
+            ConfigType::Long,
+            "Age in ms after which old segments are deleted; -1 keeps them forever.",
+        ),
+        RETENTION_BYTES => (
+            RETENTION_BYTES,
+            ConfigType::Long,
+            "Size in bytes above which the oldest segments are deleted; -1 for no limit.",
+        ),
+        SEGMENT_BYTES => (
+            SEGMENT_BYTES,
+            ConfigType::Int,
+            "Segment size in bytes at which the log rolls a new segment.",
+        ),
+        SEGMENT_MS => (
+            SEGMENT_MS,
+            ConfigType::Long,
+            "Age in ms at which the log rolls a new segment.",
+        ),
+        MAX_MESSAGE_BYTES => (
+            MAX_MESSAGE_BYTES,
+            ConfigType::Int,
+            "Largest record batch size in bytes a producer may send.",
+        ),
+        CLEANUP_POLICY => (
+            CLEANUP_POLICY,
+            ConfigType::List,
+            "Retention policy; Herald supports only delete.",
+        ),
+        DURABILITY => (
+            DURABILITY,
+            ConfigType::String,
+            "When an append is durable: every-append, group-commit or none.",
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether `key` is a topic setting Herald knows.
+pub fn is_known_key(key: &str) -> bool {
+    key_info(key).is_some()
+}
+
+/// Parses a durability name; `group-commit` keeps the group-commit tuning of `current`
+/// when it already is group commit.
+pub fn parse_durability(name: &str, current: Durability) -> Result<Durability, String> {
+    match name {
+        "every-append" => Ok(Durability::EveryAppend),
+        "group-commit" => Ok(match current {
+            d @ Durability::GroupCommit { .. } => d,
+            _ => Durability::group_commit(),
+        }),
+        "none" => Ok(Durability::Never),
+        other => Err(format!(
+            "unknown durability {other:?}: use every-append, group-commit or none"
+        )),
+    }
+}
+
+fn durability_name(d: &Durability) -> &'static str {
+    match d {
+        Durability::EveryAppend => "every-append",
+        Durability::GroupCommit { .. } => "group-commit",
+        _ => "none",
+    }
+}
+
+fn parse_i64(key: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key}: {value:?} is not an integer"))?;
+    if v < min || v > max {
+        return Err(format!("{key}: {v} is outside [{min}, {max}]"));
+    }
+    Ok(v)
+}
+
+fn ms_or_none(v: i64) -> Option<Duration> {
+    (v >= 0).then(|| Duration::from_millis(v as u64))
+}
+
+/// Applies one `key = value` to `config`, refusing unknown keys and bad values.
+pub fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+    match key {
+        RETENTION_MS => config.retention_age = ms_or_none(parse_i64(key, value, -1, i64::MAX)?),
+        RETENTION_BYTES => {
+            let v = parse_i64(key, value, -1, i64::MAX)?;
+            config.retention_bytes = (v >= 0).then_some(v as u64);
+        }
+        SEGMENT_BYTES => {
+            config.segment_bytes = parse_i64(
+                key,
+                value,
+                1024,
+                herald_log::config::MAX_SEGMENT_BYTES as i64,
+            )? as u64
+        }
+        SEGMENT_MS => config.segment_age = ms_or_none(parse_i64(key, value, 1, i64::MAX)?),
+        MAX_MESSAGE_BYTES => {
+            config.max_batch_bytes = parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
+        }
+        CLEANUP_POLICY => {
+            if value.trim() != "delete" {
+                return Err(format!(
+                    "{key}: {value:?} is not supported; Herald supports only \"delete\""
+                ));
+            }
+        }
+        DURABILITY => config.durability = parse_durability(value.trim(), config.durability)?,
+        other => return Err(format!("unknown topic config {other:?}")),
+    }
+    Ok(())
+}
+
+/// The effective log configuration of a topic: `defaults` with `overrides` applied, and
+/// checked as a whole (for example `max.message.bytes` must fit in `segment.bytes`).
+pub fn effective(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, String> {
+    let mut config = defaults.clone();
+    for (k, v) in overrides {
+        apply_one(&mut config, k, v)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The value of `key` in `config`, as Kafka prints it.
+fn value_of(config: &LogConfig, key: &str) -> String {
+    let ms = |d: Option<Duration>, none: i64| {
+        d.map_or(none, |d| d.as_millis().min(i64::MAX as u128) as i64)
+            .to_string()
+    };
+    match key {
+        RETENTION_MS => ms(config.retention_age, -1),
+        RETENTION_BYTES => config
+            .retention_bytes
+            .map_or(-1, |b| b.min(i64::MAX as u64) as i64)
+            .to_string(),
+        SEGMENT_BYTES => config.segment_bytes.to_string(),
+        SEGMENT_MS => ms(config.segment_age, i64::MAX),
+        MAX_MESSAGE_BYTES => config.max_batch_bytes.to_string(),
+        CLEANUP_POLICY => "delete".to_string(),
+        DURABILITY => durability_name(&config.durability).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Describes `keys` (all known keys when `None`) of a topic. Unknown keys are skipped,
+/// as Kafka does.
+pub fn describe(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+    keys: Option<&[String]>,
+) -> Vec<ConfigEntry> {
+    let effective = effective(defaults, overrides).unwrap_or_else(|_| defaults.clone());
+    let wanted: Vec<&str> = match keys {
+        Some(keys) => keys.iter().map(String::as_str).collect(),
+        None => KEYS.to_vec(),
+    };
+    wanted
+        .into_iter()
+        .filter_map(key_info)
+        .map(|(name, config_type, documentation)| ConfigEntry {
+            name,
+            value: value_of(&effective, name),
+            source: if overrides.contains_key(name) {
+                ConfigSource::Topic
+            } else {
+                ConfigSource::Default
+            },
+            default_value: value_of(defaults, name),
+            config_type,
+            documentation,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn overrides_map_onto_log_config() {
+        let c = effective(
+            &LogConfig::default(),
+            &overrides(&[
+                (RETENTION_MS, "-1"),
+                (RETENTION_BYTES, "5000"),
+                (SEGMENT_BYTES, "1048576"),
+                (SEGMENT_MS, "60000"),
+                (MAX_MESSAGE_BYTES, "2048"),
+                (DURABILITY, "every-append"),
+                (CLEANUP_POLICY, "delete"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.retention_age, None);
+        assert_eq!(c.retention_bytes, Some(5000));
+        assert_eq!(c.segment_bytes, 1 << 20);
+        assert_eq!(c.segment_age, Some(Duration::from_secs(60)));
+        assert_eq!(c.max_batch_bytes, 2048);
+        assert_eq!(c.durability, Durability::EveryAppend);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        for (k, v) in [
+            (RETENTION_MS, "soon"),
+            (RETENTION_MS, "-2"),
+            (SEGMENT_BYTES, "10"),
+            (CLEANUP_POLICY, "compact"),
+            (DURABILITY, "maybe"),
+            ("retention.hours", "1"),
+        ] {
+            let err = effective(&LogConfig::default(), &overrides(&[(k, v)])).unwrap_err();
+            assert!(err.contains(k) || err.contains(v), "{k}={v}: {err}");
+        }
+        // Checked by the log's own validation: a batch limit of zero.
+        let err = effective(
+            &LogConfig::default(),
+            &overrides(&[(MAX_MESSAGE_BYTES, "0")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("max_batch_bytes"), "{err}");
+    }
+
+    #[test]
+    fn describe_reports_sources_and_defaults() {
+        let entries = describe(
+            &LogConfig::default(),
+            &overrides(&[(RETENTION_MS, "1000")]),
+            None,
+        );
+        assert_eq!(entries.len(), KEYS.len());
+        let retention = entries.iter().find(|e| e.name == RETENTION_MS).unwrap();
+        assert_eq!(retention.value, "1000");
+        assert_eq!(retention.source, ConfigSource::Topic);
+        assert_eq!(retention.default_value, "604800000");
+        let segment = entries.iter().find(|e| e.name == SEGMENT_BYTES).unwrap();
+        assert_eq!(segment.source, ConfigSource::Default);
+        assert_eq!(segment.value, (1u64 << 30).to_string());
+        let durability = entries.iter().find(|e| e.name == DURABILITY).unwrap();
+        assert_eq!(durability.value, "group-commit");
+
+        let some = describe(
+            &LogConfig::default(),
+            &BTreeMap::new(),
+            Some(&["cleanup.policy".to_string(), "nonsense".to_string()]),
+        );
+        assert_eq!(some.len(), 1);
+        assert_eq!(some[0].value, "delete");
+    }
+}

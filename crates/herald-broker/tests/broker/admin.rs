@@ -1,0 +1,428 @@
+use kafka_protocol::{
+    messages::{
+        BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+        CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic},
+        create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig},
+        delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
+        delete_topics_request::DeleteTopicState,
+        describe_configs_request::DescribeConfigsResource,
+        describe_configs_response::DescribeConfigsResult,
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+    },
+    protocol::StrBytes,
+};
+
+use crate::common::{Client, batch, rec, start, topic_name};
+
+fn creatable(name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = rf;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    t
+}
+
+async fn create(
+    c: &mut Client,
+    version: i16,
+    topics: Vec<CreatableTopic>,
+    validate_only: bool,
+) -> CreateTopicsResponse {
+    let mut req = CreateTopicsRequest::default();
+    req.topics = topics;
+    req.timeout_ms = 5000;
+    req.validate_only = validate_only;
+    c.call(version, req).await
+}
+
+#[tokio::test]
+async fn create_topics_checks_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let resp = create(
+        &mut c,
+        7,
+        vec![
+            creatable("good", 3, 1, &[("retention.ms", "60000")]),
+            creatable("defaults", -1, -1, &[]),
+            creatable("bad name", 1, 1, &[]),
+            creatable("replicated", 1, 3, &[]),
+            creatable("zero", 0, 1, &[]),
+            creatable("badcfg", 1, 1, &[("retention.ms", "soon")]),
+            creatable("unknowncfg", 1, 1, &[("compression.typo", "x")]),
+            creatable("compact", 1, 1, &[("cleanup.policy", "compact")]),
+            creatable("dup", 1, 1, &[]),
+            creatable("dup", 1, 1, &[]),
+        ],
+        false,
+    )
+    .await;
+    let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, [0, 0, 17, 38, 37, 40, 40, 40, 42, 42]);
+    let good = &resp.topics[0];
+    assert!(!good.topic_id.is_nil(), "v7 returns the topic id");
+    assert_eq!(good.num_partitions, 3);
+    assert_eq!(good.replication_factor, 1);
+    let configs = good.configs.as_ref().unwrap();
+    let retention = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.value.as_deref(), Some("60000"));
+    assert_eq!(retention.config_source, 1);
+    assert_eq!(
+        resp.topics[1].num_partitions, 1,
+        "-1 means the default count"
+    );
+    assert!(
+        resp.topics[2]
+            .error_message
+            .as_ref()
+            .unwrap()
+            .contains("bad name")
+    );
+
+    // Already exists; validate_only changes nothing; an explicit assignment works.
+    let resp = create(&mut c, 2, vec![creatable("good", 1, 1, &[])], false).await;
+    assert_eq!(resp.topics[0].error_code, 36);
+    let resp = create(&mut c, 4, vec![creatable("dry", 2, 1, &[])], true).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert!(broker.broker().topics().get("dry").is_none());
+    let mut assigned = creatable("assigned", -1, -1, &[]);
+    assigned.assignments = (0..2)
+        .map(|p| {
+            let mut a = CreatableReplicaAssignment::default();
+            a.partition_index = p;
+            a.broker_ids = vec![BrokerId(1)];
+            a
+        })
+        .collect();
+    let mut elsewhere = creatable("elsewhere", -1, -1, &[]);
+    let mut a = CreatableReplicaAssignment::default();
+    a.broker_ids = vec![BrokerId(2)];
+    elsewhere.assignments = vec![a];
+    let resp = create(&mut c, 5, vec![assigned, elsewhere], false).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(resp.topics[1].error_code, 39);
+    assert_eq!(
+        broker
+            .broker()
+            .topics()
+            .get("assigned")
+            .unwrap()
+            .partition_count(),
+        2
+    );
+    broker.shutdown().await.unwrap();
+}
+
+async fn describe(
+    c: &mut Client,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+    keys: Option<&[&str]>,
+) -> DescribeConfigsResult {
+    let mut r = DescribeConfigsResource::default();
+    r.resource_type = resource_type;
+    r.resource_name = StrBytes::from_string(name.to_string());
+    r.configuration_keys = keys.map(|k| {
+        k.iter()
+            .map(|s| StrBytes::from_string(s.to_string()))
+            .collect()
+    });
+    let mut req = DescribeConfigsRequest::default();
+    req.resources = vec![r];
+    req.include_synonyms = true;
+    req.include_documentation = version >= 3;
+    let mut resp: DescribeConfigsResponse = c.call(version, req).await;
+    resp.results.remove(0)
+}
+
+fn value(r: &DescribeConfigsResult, key: &str) -> (String, i8) {
+    let e = r
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .unwrap_or_else(|| panic!("{key} described"));
+    (e.value.as_deref().unwrap().to_string(), e.config_source)
+}
+
+async fn alter(
+    c: &mut Client,
+    topic: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let mut r = AlterConfigsResource::default();
+    r.resource_type = 2;
+    r.resource_name = StrBytes::from_string(topic.to_string());
+    r.configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            let mut a = AlterableConfig::default();
+            a.name = StrBytes::from_string(k.to_string());
+            a.config_operation = *op;
+            a.value = v.map(|v| StrBytes::from_string(v.to_string()));
+            a
+        })
+        .collect();
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = vec![r];
+    req.validate_only = validate_only;
+    let resp: IncrementalAlterConfigsResponse = c.call(1, req).await;
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+#[tokio::test]
+async fn describe_and_alter_topic_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("t", 1, &[("retention.ms", "60000")]).await;
+    for version in [1, 2, 3, 4] {
+        let r = describe(&mut c, version, 2, "t", None).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.configs.len(), 7, "v{version}");
+        assert_eq!(value(&r, "retention.ms"), ("60000".into(), 1));
+        assert_eq!(value(&r, "retention.bytes"), ("-1".into(), 5));
+        assert_eq!(value(&r, "segment.bytes"), ((1u64 << 30).to_string(), 5));
+        assert_eq!(value(&r, "segment.ms"), ("604800000".into(), 5));
+        assert_eq!(value(&r, "max.message.bytes"), ("1048588".into(), 5));
+        assert_eq!(value(&r, "cleanup.policy"), ("delete".into(), 5));
+        assert_eq!(value(&r, "herald.durability"), ("group-commit".into(), 5));
+        let retention = r
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .unwrap();
+        assert_eq!(
+            retention.synonyms.len(),
+            2,
+            "the override, then the default"
+        );
+        assert_eq!(retention.synonyms[1].value.as_deref(), Some("604800000"));
+        if version >= 3 {
+            assert_eq!(retention.config_type, 5, "LONG");
+            assert!(retention.documentation.is_some());
+        }
+    }
+    let r = describe(&mut c, 4, 2, "t", Some(&["segment.bytes", "no.such.key"])).await;
+    assert_eq!(r.configs.len(), 1);
+    assert_eq!(describe(&mut c, 1, 2, "missing", None).await.error_code, 3);
+    let b = describe(&mut c, 4, 4, "1", None).await;
+    assert_eq!(b.error_code, 0);
+    assert_eq!(value(&b, "num.partitions").0, "1");
+    assert_eq!(describe(&mut c, 4, 4, "7", None).await.error_code, 42);
+
+    // SET and DELETE; the change reaches the log and the catalog.
+    let (code, msg) = alter(
+        &mut c,
+        "t",
+        &[
+            ("retention.ms", 1, None),
+            ("herald.durability", 0, Some("every-append")),
+            ("max.message.bytes", 0, Some("5000")),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(code, 0, "{msg:?}");
+    let r = describe(&mut c, 4, 2, "t", None).await;
+    assert_eq!(value(&r, "retention.ms"), ("604800000".into(), 5));
+    assert_eq!(value(&r, "herald.durability"), ("every-append".into(), 1));
+    assert_eq!(value(&r, "max.message.bytes"), ("5000".into(), 1));
+    let big = vec![b'x'; 6000];
+    assert_eq!(
+        c.produce(9, -1, "t", 0, batch(&[rec(1, &big)]))
+            .await
+            .error_code,
+        10
+    );
+
+    // Bad values, unknown keys, compact, validate_only.
+    for ops in [
+        vec![("segment.bytes", 0i8, Some("12"))],
+        vec![("retention.ms", 0, Some("x"))],
+        vec![("no.such", 0, Some("1"))],
+        vec![("cleanup.policy", 0, Some("compact"))],
+        vec![("retention.ms", 0, None)],
+        vec![("retention.ms", 3, Some("1"))],
+        vec![
+            ("retention.ms", 0, Some("1")),
+            ("retention.ms", 0, Some("2")),
+        ],
+    ] {
+        let (code, msg) = alter(&mut c, "t", &ops, false).await;
+        assert_eq!(code, 40, "{ops:?}: {msg:?}");
+        assert!(msg.is_some());
+    }
+    assert_eq!(
+        alter(&mut c, "t", &[("retention.ms", 0, Some("1"))], true)
+            .await
+            .0,
+        0
+    );
+    assert_eq!(
+        value(&describe(&mut c, 4, 2, "t", None).await, "retention.ms").1,
+        5
+    );
+    assert_eq!(
+        alter(&mut c, "missing", &[("retention.ms", 0, Some("1"))], false)
+            .await
+            .0,
+        3
+    );
+
+    // Overrides survive a restart.
+    broker.shutdown().await.unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let r = describe(&mut c, 4, 2, "t", None).await;
+    assert_eq!(value(&r, "herald.durability"), ("every-append".into(), 1));
+    assert_eq!(value(&r, "max.message.bytes"), ("5000".into(), 1));
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_topics_by_name_and_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("a", 2, &[]).await;
+    c.create_topic("b", 1, &[]).await;
+    c.produce(9, -1, "a", 1, batch(&[rec(1, b"x")])).await;
+    let mut req = DeleteTopicsRequest::default();
+    req.topic_names = vec![topic_name("a"), topic_name("zzz")];
+    let resp: DeleteTopicsResponse = c.call(4, req).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(resp.responses[1].error_code, 3);
+    assert!(!dir.path().join("topics/a-1").exists(), "data is gone");
+
+    let id = broker.broker().topics().get("b").unwrap().id();
+    let mut req = DeleteTopicsRequest::default();
+    let mut by_id = DeleteTopicState::default();
+    by_id.topic_id = id;
+    let mut unknown = DeleteTopicState::default();
+    unknown.topic_id = uuid::Uuid::from_u128(7);
+    req.topics = vec![by_id, unknown];
+    let resp: DeleteTopicsResponse = c.call(6, req).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].name.as_ref().unwrap().as_str(), "b");
+    assert_eq!(resp.responses[1].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert!(broker.broker().topics().list().is_empty());
+
+    // A new topic of a deleted name starts empty.
+    c.create_topic("a", 2, &[]).await;
+    let p = c.fetch(12, "a", 1, 0, 0, 0).await;
+    assert_eq!(p.high_watermark, 0);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn create_partitions_only_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("t", 1, &[]).await;
+    let topic = |name: &str, count: i32, assign: Option<i32>| {
+        let mut t = CreatePartitionsTopic::default();
+        t.name = topic_name(name);
+        t.count = count;
+        t.assignments = assign.map(|b| {
+            let mut a = CreatePartitionsAssignment::default();
+            a.broker_ids = vec![BrokerId(b)];
+            vec![a]
+        });
+        t
+    };
+    for version in [0, 3] {
+        let mut req = CreatePartitionsRequest::default();
+        req.timeout_ms = 5000;
+        req.topics = vec![
+            topic("t", 1, None),
+            topic("missing", 2, None),
+            topic("t", 3, Some(9)),
+        ];
+        let resp: CreatePartitionsResponse = c.call(version, req).await;
+        let codes: Vec<i16> = resp.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [37, 3, 39], "v{version}");
+    }
+    let mut req = CreatePartitionsRequest::default();
+    req.topics = vec![topic("t", 3, None)];
+    req.validate_only = true;
+    let resp: CreatePartitionsResponse = c.call(2, req.clone()).await;
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(c.metadata(9, &["t"]).await.topics[0].partitions.len(), 1);
+    req.validate_only = false;
+    let resp: CreatePartitionsResponse = c.call(2, req).await;
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(c.metadata(9, &["t"]).await.topics[0].partitions.len(), 3);
+    assert_eq!(
+        c.produce(9, -1, "t", 2, batch(&[rec(1, b"x")]))
+            .await
+            .error_code,
+        0
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("t", 1, &[]).await;
+    for i in 0..4 {
+        c.produce(9, -1, "t", 0, batch(&[rec(i, b"x")])).await;
+    }
+    let delete = |offset: i64, partition: i32| {
+        let mut p = DeleteRecordsPartition::default();
+        p.partition_index = partition;
+        p.offset = offset;
+        let mut t = DeleteRecordsTopic::default();
+        t.name = topic_name("t");
+        t.partitions = vec![p];
+        let mut req = DeleteRecordsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 5000;
+        req
+    };
+    let resp: DeleteRecordsResponse = c.call(0, delete(2, 0)).await;
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 2));
+    assert_eq!(
+        c.fetch(12, "t", 0, 1, 0, 0).await.error_code,
+        1,
+        "before the start"
+    );
+    let fetched = c.fetch(12, "t", 0, 2, 0, 0).await;
+    assert_eq!(fetched.log_start_offset, 2);
+    let resp: DeleteRecordsResponse = c.call(2, delete(99, 0)).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 1);
+    let resp: DeleteRecordsResponse = c.call(2, delete(0, 3)).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 3);
+    let resp: DeleteRecordsResponse = c.call(1, delete(-1, 0)).await;
+    assert_eq!(
+        resp.topics[0].partitions[0].low_watermark, 4,
+        "-1 means the high watermark"
+    );
+    broker.shutdown().await.unwrap();
+}

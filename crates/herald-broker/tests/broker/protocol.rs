@@ -1,0 +1,208 @@
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::{
+    messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ResponseHeader},
+    protocol::{Decodable, StrBytes},
+};
+
+use crate::common::{Client, start};
+
+fn range(resp: &ApiVersionsResponse, api: ApiKey) -> Option<(i16, i16)> {
+    resp.api_keys
+        .iter()
+        .find(|k| k.api_key == api as i16)
+        .map(|k| (k.min_version, k.max_version))
+}
+
+#[tokio::test]
+async fn api_versions_lists_what_we_implement() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    for version in 0..=3 {
+        let mut req = ApiVersionsRequest::default();
+        if version >= 3 {
+            req.client_software_name = StrBytes::from_static_str("herald-test");
+            req.client_software_version = StrBytes::from_static_str("1.0");
+        }
+        let resp = c.call(version, req).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(range(&resp, ApiKey::Produce), Some((3, 9)));
+        assert_eq!(range(&resp, ApiKey::Fetch), Some((4, 12)));
+        assert_eq!(range(&resp, ApiKey::Metadata), Some((0, 12)));
+        assert_eq!(range(&resp, ApiKey::ListOffsets), Some((1, 7)));
+        assert_eq!(range(&resp, ApiKey::ApiVersions), Some((0, 3)));
+        assert_eq!(range(&resp, ApiKey::InitProducerId), Some((0, 4)));
+        assert_eq!(range(&resp, ApiKey::SaslHandshake), None);
+    }
+    broker.shutdown().await.unwrap();
+}
+
+/// librdkafka 2.0.x mis-parses optional tagged fields in ApiVersions v3: the response must
+/// end with an empty tagged-field section, as Apache Kafka writes it.
+#[tokio::test]
+async fn api_versions_v3_writes_no_default_tagged_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let id = c
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    let mut frame = c.read_frame().await.unwrap();
+    // Header v0 (ApiVersions responses never use v1): just the correlation id.
+    assert_eq!(frame.get_i32(), id);
+    assert_eq!(*frame.last().unwrap(), 0, "no top-level tagged fields");
+    let resp = ApiVersionsResponse::decode(&mut frame, 3).unwrap();
+    assert!(resp.supported_features.is_empty());
+    assert!(resp.finalized_features.is_empty());
+    assert_eq!(resp.finalized_features_epoch, -1);
+    assert!(
+        resp.api_keys
+            .iter()
+            .all(|k| k.unknown_tagged_fields.is_empty())
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn api_versions_of_an_unsupported_version_answers_v0_with_error_35() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    // v4 exists in Kafka but we do not advertise it; v77 exists nowhere.
+    for version in [4i16, 77] {
+        let mut raw = BytesMut::new();
+        raw.put_i16(ApiKey::ApiVersions as i16);
+        raw.put_i16(version);
+        raw.put_i32(4242);
+        raw.put_i16(-1); // null client id
+        raw.put_u8(0); // empty tagged fields, as a v2 header would have
+        raw.put_u8(0);
+        let mut framed = BytesMut::new();
+        framed.put_i32(raw.len() as i32);
+        framed.extend_from_slice(&raw);
+        c.send_raw(&framed).await;
+        let mut frame = c.read_frame().await.expect("an answer, not a disconnect");
+        let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+        assert_eq!(header.correlation_id, 4242);
+        let resp = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+        assert_eq!(resp.error_code, 35);
+        assert_eq!(range(&resp, ApiKey::ApiVersions), Some((0, 3)));
+        assert!(range(&resp, ApiKey::Produce).is_some());
+    }
+    // The connection stays usable: the client retries with a version we have.
+    let resp = c.call(3, ApiVersionsRequest::default()).await;
+    assert_eq!(resp.error_code, 0);
+    broker.shutdown().await.unwrap();
+}
+
+fn frame(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut raw = BytesMut::new();
+    raw.put_i16(api_key);
+    raw.put_i16(version);
+    raw.put_i32(1);
+    raw.put_i16(-1);
+    raw.extend_from_slice(body);
+    let mut framed = BytesMut::new();
+    framed.put_i32(raw.len() as i32);
+    framed.extend_from_slice(&raw);
+    framed.to_vec()
+}
+
+#[tokio::test]
+async fn unknown_api_and_unsupported_version_close_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut healthy = Client::connect(broker.kafka_addr()).await;
+
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&frame(9999, 0, &[])).await;
+    assert!(c.is_closed().await, "unknown API key closes the connection");
+
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&frame(ApiKey::Produce as i16, 2, &[0; 16]))
+        .await;
+    assert!(c.is_closed().await, "Produce v2 is below what we advertise");
+
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&frame(ApiKey::SaslHandshake as i16, 1, &[0; 4]))
+        .await;
+    assert!(c.is_closed().await, "an API we do not implement");
+
+    let resp = healthy.call(1, MetadataRequest::default()).await;
+    assert_eq!(resp.brokers.len(), 1);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut healthy = Client::connect(broker.kafka_addr()).await;
+
+    // A frame above max_frame_bytes (100 MiB by default): refused before reading it.
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&(200i32 << 20).to_be_bytes()).await;
+    assert!(c.is_closed().await, "oversized frame");
+
+    // Garbage: an HTTP request is a 1.2 GB "length".
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(c.is_closed().await, "HTTP garbage");
+
+    // A negative length.
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&(-5i32).to_be_bytes()).await;
+    assert!(c.is_closed().await, "negative length");
+
+    // A frame whose body does not decode.
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&frame(ApiKey::Metadata as i16, 4, &[0xff, 0xff, 0xff]))
+        .await;
+    assert!(c.is_closed().await, "undecodable body");
+
+    // A frame shorter than a request header.
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.send_raw(&[0, 0, 0, 3, 1, 2, 3]).await;
+    assert!(c.is_closed().await, "too short for a header");
+
+    // A truncated frame: the client promises 100 bytes, sends 10 and half-closes.
+    let c = Client::connect(broker.kafka_addr()).await;
+    let mut stream = c.into_stream();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(&100i32.to_be_bytes()).await.unwrap();
+    stream.write_all(&[7u8; 10]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut rest),
+    )
+    .await
+    .expect("broker closes a truncated connection")
+    .unwrap();
+    assert_eq!(n, 0, "no response to a truncated frame");
+
+    let resp = healthy.call(1, MetadataRequest::default()).await;
+    assert_eq!(resp.brokers.len(), 1, "other connections keep working");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let a = c
+        .send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+        .await;
+    let b = c
+        .send(ApiKey::Metadata, 1, &MetadataRequest::default())
+        .await;
+    let d = c
+        .send(ApiKey::ApiVersions, 2, &ApiVersionsRequest::default())
+        .await;
+    let _: ApiVersionsResponse = c.recv(ApiKey::ApiVersions, 0, a).await;
+    let _: kafka_protocol::messages::MetadataResponse = c.recv(ApiKey::Metadata, 1, b).await;
+    let _: ApiVersionsResponse = c.recv(ApiKey::ApiVersions, 2, d).await;
+    broker.shutdown().await.unwrap();
+}
