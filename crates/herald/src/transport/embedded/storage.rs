@@ -1,0 +1,300 @@
+//! Partition logs and metadata files under one data directory.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use herald_log::{
+    Log, LogConfig, LogError,
+    batch::{BatchHeader, LOG_OVERHEAD},
+    records::{self, BatchBuilder, Compression},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use super::meta_file;
+use crate::transport::{
+    BoxFuture, ConsumedRecord, Header, OutgoingRecord, Result, TopicPartition, TransportError,
+    local::{GroupOffsets, Storage},
+};
+
+/// Bytes asked of the log per read; a read returns at least one whole batch anyway.
+const READ_BYTES: usize = 1 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct TopicsFile {
+    topics: Vec<TopicEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicEntry {
+    name: String,
+    partitions: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetsFile {
+    group: String,
+    offsets: Vec<OffsetEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetEntry {
+    topic: String,
+    partition: u32,
+    offset: u64,
+}
+
+pub(crate) struct LogStorage {
+    dir: PathBuf,
+    config: LogConfig,
+    logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
+    changes: Arc<watch::Sender<u64>>,
+}
+
+fn log_error(partition: &TopicPartition, e: LogError) -> TransportError {
+    match e {
+        LogError::OffsetOutOfRange { requested, .. } => TransportError::OffsetOutOfRange {
+            partition: partition.clone(),
+            offset: requested,
+        },
+        other => TransportError::Storage(format!("partition {partition}: {other}").into()),
+    }
+}
+
+fn io_error(op: &str, path: &Path, e: std::io::Error) -> TransportError {
+    TransportError::Storage(format!("{op} {}: {e}", path.display()).into())
+}
+
+impl LogStorage {
+    pub(crate) fn open(
+        dir: &Path,
+        config: LogConfig,
+        changes: Arc<watch::Sender<u64>>,
+    ) -> Result<Self> {
+        for sub in ["topics", "groups"] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(|e| io_error("create directory", &path, e))?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            logs: RwLock::new(HashMap::new()),
+            changes,
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn topics_path(&self) -> PathBuf {
+        self.dir.join("topics.meta")
+    }
+
+    fn offsets_path(&self, group: &str) -> PathBuf {
+        self.dir
+            .join("groups")
+            .join(format!("{}.offsets", meta_file::encode_name(group)))
+    }
+
+    fn open_log(&self, tp: &TopicPartition) -> Result<()> {
+        let path = self
+            .dir
+            .join("topics")
+            .join(format!("{}-{}", tp.topic, tp.partition));
+        let log = Log::open(&path, self.config.clone()).map_err(|e| log_error(tp, e))?;
+        let changes = self.changes.clone();
+        log.set_high_watermark_listener(move |_| changes.send_modify(|v| *v = v.wrapping_add(1)));
+        self.logs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tp.clone(), Arc::new(log));
+        Ok(())
+    }
+
+    fn log(&self, tp: &TopicPartition) -> Result<Arc<Log>> {
+        self.logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tp)
+            .cloned()
+            .ok_or_else(|| TransportError::UnknownTopic(tp.topic.clone()))
+    }
+}
+
+impl Storage for LogStorage {
+    const WAKES_READERS: bool = true;
+
+    fn load_topics(&self) -> Result<BTreeMap<String, u32>> {
+        let file: Option<TopicsFile> = meta_file::read(&self.topics_path())?;
+        let mut topics = BTreeMap::new();
+        for t in file.map(|f| f.topics).unwrap_or_default() {
+            for p in 0..t.partitions {
+                self.open_log(&TopicPartition::new(t.name.clone(), p))?;
+            }
+            topics.insert(t.name, t.partitions);
+        }
+        Ok(topics)
+    }
+
+    fn create_topic(
+        &self,
+        topic: &str,
+        partitions: u32,
+        all: &BTreeMap<String, u32>,
+    ) -> Result<()> {
+        // Logs first, metadata last: a crash in between leaves directories that the next
+        // create of the same topic opens again, never metadata naming missing logs.
+        for p in 0..partitions {
+            self.open_log(&TopicPartition::new(topic, p))?;
+        }
+        let file = TopicsFile {
+            topics: all
+                .iter()
+                .map(|(name, partitions)| TopicEntry {
+                    name: name.clone(),
+                    partitions: *partitions,
+                })
+                .collect(),
+        };
+        meta_file::write(&self.topics_path(), &file)
+    }
+
+    fn append(
+        &self,
+        partition: &TopicPartition,
+        records: &[OutgoingRecord],
+        now_ms: i64,
+    ) -> Result<(u64, BoxFuture<'static, Result<()>>)> {
+        let log = self.log(partition)?;
+        let mut builder = BatchBuilder::new(Compression::None);
+        for r in records {
+            let headers: Vec<records::Header> = r
+                .headers
+                .iter()
+                .map(|h| records::Header {
+                    key: h.key.clone(),
+                    value: h.value.clone(),
+                })
+                .collect();
+            builder.push(
+                r.timestamp.unwrap_or(now_ms),
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &headers,
+            );
+        }
+        let mut batch = builder
+            .build()
+            .map_err(|e| TransportError::Storage(format!("building a batch: {e}").into()))?;
+        let pending = log
+            .append_deferred(&mut batch)
+            .map_err(|e| log_error(partition, e))?;
+        let base = pending.info().base_offset;
+        let (tx, rx) = oneshot::channel();
+        pending.on_durable(move |result| {
+            let _ = tx.send(result);
+        });
+        let tp = partition.clone();
+        let durable = async move {
+            match rx.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(log_error(&tp, e)),
+                Err(_) => Err(TransportError::Closed),
+            }
+        };
+        Ok((base, Box::pin(durable)))
+    }
+
+    fn read(
+        &self,
+        partition: &TopicPartition,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let log = self.log(partition)?;
+        let mut out = Vec::new();
+        let mut next = offset;
+        while out.len() < max {
+            let read = log
+                .read(next, READ_BYTES)
+                .map_err(|e| log_error(partition, e))?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            while pos + LOG_OVERHEAD <= read.bytes.len() && out.len() < max {
+                let header = BatchHeader::parse(&read.bytes[pos..]).map_err(|e| {
+                    TransportError::Storage(format!("partition {partition}: {e}").into())
+                })?;
+                let len = header.total_len();
+                let batch = records::decode_batch(&read.bytes[pos..pos + len]).map_err(|e| {
+                    TransportError::Storage(format!("partition {partition}: {e}").into())
+                })?;
+                for r in batch.records {
+                    let record_offset = r.offset as u64;
+                    if record_offset < next || out.len() >= max {
+                        continue;
+                    }
+                    out.push(ConsumedRecord {
+                        topic: partition.topic.clone(),
+                        partition: partition.partition,
+                        offset: record_offset,
+                        timestamp: r.timestamp,
+                        key: r.key.map(Into::into),
+                        value: r.value.map(Into::into),
+                        headers: r
+                            .headers
+                            .into_iter()
+                            .map(|h| Header {
+                                key: h.key,
+                                value: h.value,
+                            })
+                            .collect(),
+                    });
+                }
+                next = next.max(header.last_offset() as u64 + 1);
+                pos += len;
+            }
+            if next >= read.high_watermark {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn end_offset(&self, partition: &TopicPartition) -> Result<u64> {
+        Ok(self.log(partition)?.high_watermark())
+    }
+
+    fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
+        let file: Option<OffsetsFile> = meta_file::read(&self.offsets_path(group))?;
+        Ok(file
+            .map(|f| {
+                f.offsets
+                    .into_iter()
+                    .map(|o| (TopicPartition::new(o.topic, o.partition), o.offset))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn save_offsets(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
+        let file = OffsetsFile {
+            group: group.to_owned(),
+            offsets: offsets
+                .iter()
+                .map(|(tp, offset)| OffsetEntry {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: *offset,
+                })
+                .collect(),
+        };
+        meta_file::write(&self.offsets_path(group), &file)
+    }
+}
