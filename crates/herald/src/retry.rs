@@ -181,12 +181,13 @@ impl RetryPolicy {
     }
 
     /// The cap of the delay before retry number `retry` (0 for the first retry):
-    /// `min(max_delay, initial_delay * multiplier^retry)`.
+    /// `min(max_delay, initial_delay * multiplier^retry)`, in whole milliseconds (the
+    /// resolution of Tokio's timer, so a delay is slept exactly as computed).
     pub fn cap(&self, retry: u32) -> Duration {
         let factor = self.multiplier.max(1.0).powi(retry.min(1024) as i32);
-        let nanos = self.initial_delay.as_nanos() as f64 * factor;
-        let max = self.max_delay.as_nanos() as f64;
-        Duration::from_nanos(nanos.min(max).max(0.0) as u64)
+        let ms = self.initial_delay.as_millis() as f64 * factor;
+        let max = self.max_delay.as_millis() as f64;
+        Duration::from_millis(ms.min(max).max(0.0) as u64)
     }
 
     /// The sequence of delays for one event.
@@ -218,7 +219,9 @@ impl Backoff {
         self.retry += 1;
         match self.policy.jitter {
             Jitter::None => cap,
-            Jitter::Full => Duration::from_nanos(self.rng.random_range(0..=cap.as_nanos() as u64)),
+            Jitter::Full => {
+                Duration::from_millis(self.rng.random_range(0..=cap.as_millis() as u64))
+            }
         }
     }
 
