@@ -9,6 +9,7 @@ use tokio::sync::{oneshot, watch};
 use crate::{
     config::BrokerConfig,
     error::{BrokerError, ProduceError, ReadError, TopicError},
+    group::{CoordinatorNode, GroupCoordinator},
     partition::{AppendOutcome, Partition},
     producer_ids::ProducerIds,
     store::{self, CLUSTER_FILE, ClusterFile},
@@ -57,6 +58,7 @@ pub(crate) struct Core {
     pub(crate) producer_ids: ProducerIds,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) advertised: (String, i32),
+    pub(crate) groups: GroupCoordinator,
 }
 
 /// A running broker's core, cheap to clone. Obtained from
@@ -127,6 +129,14 @@ impl Core {
             }
         });
         let port = i32::from(config.advertised_port.unwrap_or(bound.port()));
+        let node = CoordinatorNode {
+            node_id: config.node_id,
+            host: host.clone(),
+            port,
+        };
+        let groups =
+            GroupCoordinator::open(&config.data_dir.join("groups"), config.group_config(), node)
+                .map_err(|e| BrokerError::Groups(e.to_string()))?;
         Ok(Self {
             config,
             cluster_id,
@@ -134,6 +144,7 @@ impl Core {
             producer_ids,
             shutdown,
             advertised: (host, port),
+            groups,
         })
     }
 }
@@ -165,6 +176,11 @@ impl Broker {
     /// The topics. Its mutating methods block; prefer the async wrappers below.
     pub fn topics(&self) -> &TopicManager {
         &self.core.topics
+    }
+
+    /// The consumer-group coordinator (committed offsets, group membership).
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.core.groups
     }
 
     /// Whether a shutdown has begun.

@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use herald_log::{Durability, LogConfig};
 use serde::{Deserialize, Deserializer};
 
+use crate::group::GroupConfig;
+
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
@@ -56,6 +58,16 @@ pub struct BrokerConfig {
     pub producer_state_scan_offsets: u64,
     /// Largest partition count of one topic.
     pub max_partitions_per_topic: i32,
+    /// How long the first rebalance of an empty consumer group waits for more members
+    /// (Kafka's `group.initial.rebalance.delay.ms`), in milliseconds.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a consumer may ask for (`group.min.session.timeout.ms`).
+    pub group_min_session_timeout_ms: u64,
+    /// Largest session timeout a consumer may ask for (`group.max.session.timeout.ms`).
+    pub group_max_session_timeout_ms: u64,
+    /// How long committed offsets of an empty group are kept
+    /// (`offsets.retention.minutes`, here in milliseconds).
+    pub offsets_retention_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -74,6 +86,10 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 5 * 60 * 1000,
             producer_state_scan_offsets: 1_000_000,
             max_partitions_per_topic: 10_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 30 * 60 * 1000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -116,7 +132,21 @@ impl BrokerConfig {
         if self.retention_check_interval_ms == 0 {
             return Err("retention_check_interval_ms must be at least 1".into());
         }
+        self.group_config()
+            .validate()
+            .map_err(|e| format!("consumer groups: {e}"))?;
         Ok(())
+    }
+
+    /// The group coordinator's settings derived from this configuration.
+    pub fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            offsets_retention: Duration::from_millis(self.offsets_retention_ms),
+            ..GroupConfig::default()
+        }
     }
 }
 

@@ -36,6 +36,7 @@ mod producer_ids;
 pub mod producer_state;
 mod server;
 mod store;
+mod topic;
 pub mod topic_config;
 pub mod topics;
 

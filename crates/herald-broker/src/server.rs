@@ -96,6 +96,9 @@ impl BrokerHandle {
 
     async fn stop_tasks(&mut self) -> Result<(), BrokerError> {
         let _ = self.shutdown_tx.send(true);
+        // Rebalances can wait for minutes: the coordinator answers its waiting JoinGroup
+        // and SyncGroup requests at once, so that the connections can finish.
+        self.broker.core.groups.shutdown().await;
         for task in [self.acceptor.take(), self.retention.take()]
             .into_iter()
             .flatten()
@@ -196,7 +199,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
                 return;
             }
         };
-        match handlers::handle_frame(&broker, frame).await {
+        match handlers::handle_frame(&broker, peer, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = frame::write_frame(&mut writer, &response).await {
                     tracing::info!(%peer, error = %e, "closing connection: cannot send response");

@@ -12,7 +12,7 @@ use kafka_protocol::{
 };
 
 use super::{Ctx, RequestError, encode_response};
-use crate::broker::Broker;
+use crate::{broker::Broker, group};
 
 /// APIs of the broker core, with the versions advertised.
 const CORE_APIS: &[(ApiKey, i16, i16)] = &[
@@ -30,9 +30,24 @@ const CORE_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
+/// Consumer-group APIs, with the versions the group coordinator implements and tests.
+const GROUP_APIS: [(ApiKey, (i16, i16)); 10] = [
+    (ApiKey::FindCoordinator, group::FIND_COORDINATOR_VERSIONS),
+    (ApiKey::JoinGroup, group::JOIN_GROUP_VERSIONS),
+    (ApiKey::SyncGroup, group::SYNC_GROUP_VERSIONS),
+    (ApiKey::Heartbeat, group::HEARTBEAT_VERSIONS),
+    (ApiKey::LeaveGroup, group::LEAVE_GROUP_VERSIONS),
+    (ApiKey::OffsetCommit, group::OFFSET_COMMIT_VERSIONS),
+    (ApiKey::OffsetFetch, group::OFFSET_FETCH_VERSIONS),
+    (ApiKey::ListGroups, group::LIST_GROUPS_VERSIONS),
+    (ApiKey::DescribeGroups, group::DESCRIBE_GROUPS_VERSIONS),
+    (ApiKey::DeleteGroups, group::DELETE_GROUPS_VERSIONS),
+];
+
 /// Every API this broker answers, with `(min, max)` versions, in API key order.
 pub(crate) fn advertised(_broker: &Broker) -> Vec<(ApiKey, i16, i16)> {
     let mut all = CORE_APIS.to_vec();
+    all.extend(GROUP_APIS.iter().map(|(k, (min, max))| (*k, *min, *max)));
     all.sort_by_key(|(k, _, _)| *k as i16);
     all
 }

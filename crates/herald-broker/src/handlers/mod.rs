@@ -6,10 +6,13 @@ mod admin;
 mod api_versions;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
+
+use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
@@ -104,6 +107,7 @@ fn be_i16(b: &[u8], at: usize) -> i16 {
 /// Handles one request frame. `Ok(None)`: no response is due (acks=0 Produce).
 pub(crate) async fn handle_frame(
     broker: &Broker,
+    peer: SocketAddr,
     frame: BytesMut,
 ) -> Result<Option<BytesMut>, RequestError> {
     if frame.len() < 8 {
@@ -140,11 +144,14 @@ pub(crate) async fn handle_frame(
     };
     let header = RequestHeader::decode(&mut body, api.request_header_version(version))
         .map_err(|e| decode_err(format!("header: {e:#}")))?;
+    let client_id = header.client_id.as_deref().unwrap_or_default();
     let ctx = Ctx {
         broker,
         api,
         version,
         correlation_id: header.correlation_id,
+        client_id,
+        peer,
     };
     match api {
         ApiKey::ApiVersions => ctx.run(body, api_versions::handle).await,
@@ -159,6 +166,16 @@ pub(crate) async fn handle_frame(
         ApiKey::DescribeConfigs => ctx.run(body, configs::describe_configs).await,
         ApiKey::IncrementalAlterConfigs => ctx.run(body, configs::incremental_alter_configs).await,
         ApiKey::InitProducerId => ctx.run(body, producer_id::init_producer_id).await,
+        ApiKey::FindCoordinator => ctx.run(body, groups::find_coordinator).await,
+        ApiKey::JoinGroup => ctx.run(body, groups::join_group).await,
+        ApiKey::SyncGroup => ctx.run(body, groups::sync_group).await,
+        ApiKey::Heartbeat => ctx.run(body, groups::heartbeat).await,
+        ApiKey::LeaveGroup => ctx.run(body, groups::leave_group).await,
+        ApiKey::OffsetCommit => ctx.run(body, groups::offset_commit).await,
+        ApiKey::OffsetFetch => ctx.run(body, groups::offset_fetch).await,
+        ApiKey::ListGroups => ctx.run(body, groups::list_groups).await,
+        ApiKey::DescribeGroups => ctx.run(body, groups::describe_groups).await,
+        ApiKey::DeleteGroups => ctx.run(body, groups::delete_groups).await,
         _ => Err(RequestError::UnsupportedVersion {
             api,
             version,
@@ -174,6 +191,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
     pub(crate) correlation_id: i32,
+    /// The request header's client id ("" when null).
+    pub(crate) client_id: &'a str,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
 }
 
 impl<'a> Ctx<'a> {

@@ -14,6 +14,8 @@ mod offsets_metadata;
 // CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs,
 // DeleteRecords.
 mod admin;
+// Consumer-group APIs through the dispatcher.
+mod groups;
 // InitProducerId and idempotent-producer sequence checks.
 mod idempotence;
 // Restarts and graceful shutdown.

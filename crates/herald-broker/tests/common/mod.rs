@@ -141,10 +141,10 @@ impl Client {
         self.recv(api, version, id).await
     }
 
-    /// Whether the broker closed this connection (within two seconds).
+    /// Whether the broker closed this connection (within five seconds).
     pub(crate) async fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 64];
-        match tokio::time::timeout(Duration::from_secs(2), self.stream.read(&mut buf)).await {
+        match tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => true,
             Ok(Ok(_)) => panic!("unexpected bytes from the broker"),
             Err(_) => false,
