@@ -90,6 +90,11 @@ impl EmbeddedHarness {
         EmbeddedTransport::open_with(path, EmbeddedConfig::default()).expect("open embedded")
     }
 
+    /// Drops the harness's handle, releasing the logs once no clone is left.
+    pub fn close(&mut self) {
+        self.current = None;
+    }
+
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }

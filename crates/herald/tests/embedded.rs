@@ -1,0 +1,106 @@
+//! What the embedded transport promises beyond the conformance suite: its bytes on disk
+//! are Kafka batches herald-log can serve, its metadata survives restarts and refuses
+//! damage, and consumers wake when records become durable.
+
+mod common;
+
+use common::*;
+use herald::{
+    EmbeddedTransport,
+    transport::{
+        Admin, Consumer, PublisherExt, Subscriber, TopicPartition, TopicReader, TransportError,
+    },
+};
+use herald_log::{Log, LogConfig, records::decode_batch};
+
+#[tokio::test]
+async fn records_are_stored_as_kafka_v2_batches_in_one_log_per_partition() {
+    let mut h = EmbeddedHarness::new();
+    let events = [step("a", 0), step("a", 1), step("a", 2)];
+    {
+        let t = h.transport();
+        t.create_topic("orders", 1).await.unwrap();
+        t.publish_envelopes("orders", &events).await.unwrap();
+    }
+    h.close();
+    let log = Log::open(h.path().join("topics/orders-0"), LogConfig::default()).unwrap();
+    let read = log.read(0, 1 << 20).unwrap();
+    let batch = decode_batch(&read.bytes).unwrap();
+    assert_eq!(batch.header.base_offset, 0);
+    assert_eq!(batch.records.len(), 3, "one publish call is one batch");
+    for (record, event) in batch.records.iter().zip(&events) {
+        assert_eq!(record.key.as_deref(), Some(&b"a"[..]));
+        let id = record.headers.iter().find(|h| h.key == "ce_id").unwrap();
+        assert_eq!(id.value.as_deref(), Some(event.id.as_bytes()));
+        assert_eq!(record.value.as_deref(), Some(&event.data[..]));
+    }
+}
+
+#[tokio::test]
+async fn topics_persist_and_conflicting_partition_counts_are_refused() {
+    let mut h = EmbeddedHarness::new();
+    h.transport().create_topic("orders", 3).await.unwrap();
+    h.restart().await;
+    let t = h.transport();
+    assert_eq!(t.partitions("orders").await.unwrap(), Some(3));
+    t.create_topic("orders", 3).await.unwrap();
+    assert!(matches!(
+        t.create_topic("orders", 2).await,
+        Err(TransportError::TopicExists {
+            existing: 3,
+            requested: 2,
+            ..
+        })
+    ));
+    assert_eq!(t.partitions("missing").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_damaged_offsets_file_is_an_error_not_a_reset() {
+    let mut h = EmbeddedHarness::new();
+    {
+        let t = h.transport();
+        t.publish_envelope("orders", &step("a", 0)).await.unwrap();
+        let mut c = t.subscribe("billing", &["orders"]).await.unwrap();
+        c.poll(1).await.unwrap();
+        c.commit(&[herald::transport::CommitOffset {
+            partition: TopicPartition::new("orders", 0),
+            offset: 1,
+        }])
+        .await
+        .unwrap();
+    }
+    h.restart().await;
+    let path = h.path().join("groups/billing.offsets");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let err = h
+        .transport()
+        .subscribe("billing", &["orders"])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_consumer_wakes_when_records_become_durable() {
+    let h = EmbeddedHarness::new();
+    let t: EmbeddedTransport = h.transport();
+    t.create_topic("orders", 2).await.unwrap();
+    let mut c = t.subscribe("g", &["orders"]).await.unwrap();
+    let waiting = tokio::spawn(async move { c.poll(10).await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    let e = step("k", 0);
+    let at = t.publish_envelope("orders", &e).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(60), waiting)
+        .await
+        .expect("the consumer woke")
+        .unwrap()
+        .unwrap();
+    assert_eq!((got[0].partition, got[0].offset), (at.partition, at.offset));
+    let tp = TopicPartition::new("orders", at.partition);
+    assert_eq!(t.end_offset(&tp).await.unwrap(), 1);
+}
