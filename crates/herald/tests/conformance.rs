@@ -324,6 +324,53 @@ mod suite {
             .expect("router starts")
     }
 
+    /// Two routers in one group split the partitions: each event is handled once, by
+    /// the member that owns its partition.
+    pub(super) async fn routers_share_a_group<H: Harness>(h: H) {
+        let t = h.transport();
+        t.create_topic("orders", 4).await.unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut routers = Vec::new();
+        for name in ["a", "b"] {
+            let tx = tx.clone();
+            let router = Router::builder(t.clone(), "shared")
+                .on("orders", move |s: Step, ctx: HandlerContext| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send((name, ctx.partition(), s.key));
+                        Ok::<(), HandlerError>(())
+                    }
+                })
+                .start()
+                .await
+                .unwrap();
+            routers.push(router);
+        }
+        let events: Vec<_> = (0..40).map(|i| step(&format!("key-{i}"), 0)).collect();
+        t.publish_envelopes("orders", &events).await.unwrap();
+        let handled = recv_n(&mut rx, 40).await;
+        for r in routers {
+            r.shutdown().await.unwrap();
+        }
+        let mut owner: HashMap<u32, &str> = HashMap::new();
+        let mut keys = HashSet::new();
+        for (name, partition, key) in &handled {
+            assert_eq!(
+                *owner.entry(*partition).or_insert(name),
+                *name,
+                "partition {partition} had two owners"
+            );
+            assert!(keys.insert(key.clone()), "{key} handled twice");
+        }
+        assert_eq!(owner.len(), 4);
+        assert_eq!(
+            owner.values().filter(|n| **n == "a").count(),
+            2,
+            "each member owns two partitions"
+        );
+        assert!(rx.try_recv().is_err(), "no event was handled twice");
+    }
+
     /// Same key strictly in order, different keys in parallel, never above the limit.
     pub(super) async fn per_key_order_under_concurrency<H: Harness>(h: H) {
         let t = h.transport();
@@ -414,6 +461,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redelivery_after_crash() {
                 suite::redelivery_after_crash($harness).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn routers_share_a_group() {
+                suite::routers_share_a_group($harness).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -576,3 +576,37 @@ async fn events_without_a_handler_are_skipped_and_committed() {
     let stats = router.shutdown().await.unwrap();
     assert_eq!((stats.handled, stats.skipped), (0, 2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_router() {
+    let t = MemoryTransport::new();
+    let router = Router::builder(t.clone(), "panicky")
+        .retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_jitter(Jitter::None),
+        )
+        .on("orders", |s: Step, _ctx: HandlerContext| async move {
+            assert!(s.key != "boom", "handler bug");
+            Ok::<(), HandlerError>(())
+        })
+        .start()
+        .await
+        .unwrap();
+    t.publish_envelopes("orders", &[step("boom", 0), step("fine", 0)])
+        .await
+        .unwrap();
+    settle(&t, "panicky", "orders").await;
+    let stats = router.shutdown().await.unwrap();
+    assert_eq!((stats.handled, stats.dead_lettered), (1, 1));
+    let letters = DeadLetterQueue::new(t, "orders", "panicky")
+        .list(&DeadLetterFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(letters[0].failure.attempts, 2);
+    assert!(
+        letters[0].failure.reason.contains("panicked"),
+        "{}",
+        letters[0].failure.reason
+    );
+}

@@ -85,13 +85,17 @@ pub(super) async fn run<C: Consumer>(
     let config = &shared.config;
     let mut tick = tokio::time::interval(config.commit_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // A dropped handle is not a stop request: the router then runs until the process ends.
+    let mut handle_alive = true;
     loop {
-        let can_poll = runner.in_flight < config.max_in_flight;
+        let room = config.max_in_flight.saturating_sub(runner.in_flight);
         tokio::select! {
             biased;
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    break;
+            changed = stop.changed(), if handle_alive => {
+                match changed {
+                    Ok(()) if *stop.borrow() => break,
+                    Ok(()) => {}
+                    Err(_) => handle_alive = false,
                 }
             }
             Some(done) = runner.workers.join_next(), if !runner.workers.is_empty() => {
@@ -99,7 +103,7 @@ pub(super) async fn run<C: Consumer>(
                 runner.complete(done, true);
             }
             _ = tick.tick() => runner.commit().await,
-            polled = runner.consumer.poll(config.poll_batch), if can_poll => {
+            polled = runner.consumer.poll(config.poll_batch.min(room)), if room > 0 => {
                 runner.dispatch(polled?);
             }
         }
