@@ -610,3 +610,41 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_router() {
         letters[0].failure.reason
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_commit_never_passes_an_offset_whose_outcome_is_not_final() {
+    let t = MemoryTransport::new();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let router = Router::builder(t.clone(), "careful")
+        .on("orders", move |s: Step, _ctx: HandlerContext| {
+            let gate = gate.clone();
+            async move {
+                if s.key == "slow" {
+                    gate.notified().await;
+                }
+                Ok::<(), HandlerError>(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    // Offset 0 is slow; offsets 1 and 2 (other keys) finish first.
+    t.publish_envelopes(
+        "orders",
+        &[step("slow", 0), step("fast", 0), step("quick", 0)],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let tp = TopicPartition::new("orders", 0);
+    assert_eq!(
+        t.committed("careful", &tp),
+        None,
+        "offset 0 is still running"
+    );
+    release.notify_one();
+    settle(&t, "careful", "orders").await;
+    assert_eq!(t.committed("careful", &tp), Some(3));
+    assert_eq!(router.shutdown().await.unwrap().handled, 3);
+}
