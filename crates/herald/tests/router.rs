@@ -648,3 +648,27 @@ async fn the_commit_never_passes_an_offset_whose_outcome_is_not_final() {
     assert_eq!(t.committed("careful", &tp), Some(3));
     assert_eq!(router.shutdown().await.unwrap().handled, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn groups_sharing_a_dlq_topic_name_see_only_their_letters() {
+    let mut first = Setup::new("team a");
+    first.broken = vec![("x", 0)];
+    let mut second = Setup::new("team_a");
+    second.transport = first.transport.clone();
+    second.broken = vec![("x", 0)];
+    first.publish(&[("x", 0)]).await;
+    let (r1, _c1) = first.start().await;
+    let (r2, _c2) = second.start().await;
+    settle(&first.transport, "team a", "orders").await;
+    settle(&first.transport, "team_a", "orders").await;
+    r1.shutdown().await.unwrap();
+    r2.shutdown().await.unwrap();
+    assert_eq!(first.dlq().topic(), second.dlq().topic());
+    for s in [&first, &second] {
+        let letters = s.dlq().list(&DeadLetterFilter::all()).await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].group, s.group);
+    }
+    let all = DeadLetterQueue::for_dlq_topic(first.transport.clone(), first.dlq().topic());
+    assert_eq!(all.list(&DeadLetterFilter::all()).await.unwrap().len(), 2);
+}

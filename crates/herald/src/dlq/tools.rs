@@ -121,19 +121,26 @@ pub struct DlqCounts {
 pub struct DeadLetterQueue<T> {
     transport: T,
     topic: String,
+    /// Only letters of this group: group names that differ only in characters a topic
+    /// name cannot hold share a dead-letter topic.
+    group: Option<String>,
 }
 
 impl<T: Transport> DeadLetterQueue<T> {
     /// The dead-letter topic of `group` for events from `topic`.
     pub fn new(transport: T, topic: &str, group: &str) -> Self {
-        Self::for_dlq_topic(transport, dlq_topic(topic, group))
+        Self {
+            group: Some(group.to_owned()),
+            ..Self::for_dlq_topic(transport, dlq_topic(topic, group))
+        }
     }
 
-    /// A dead-letter topic by name.
+    /// A dead-letter topic by name, with the letters of every group in it.
     pub fn for_dlq_topic(transport: T, dlq_topic: impl Into<String>) -> Self {
         Self {
             transport,
             topic: dlq_topic.into(),
+            group: None,
         }
     }
 
@@ -173,6 +180,7 @@ impl<T: Transport> DeadLetterQueue<T> {
         let mut letters: Vec<DeadLetter> = records
             .iter()
             .filter_map(DeadLetter::from_record)
+            .filter(|l| self.group.as_ref().is_none_or(|g| *g == l.group))
             .filter(|l| !resolved.contains(&l.letter_id()) && filter.matches(l))
             .collect();
         letters.sort_by(|a, b| {
