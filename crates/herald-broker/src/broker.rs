@@ -255,6 +255,7 @@ impl Broker {
                 durable: None,
             },
             AppendOutcome::Written(pending) => {
+                crate::telemetry::BatchAppended::new(topic, partition, pending.info()).emit();
                 let base_offset = pending.info().base_offset as i64;
                 let (tx, rx) = oneshot::channel();
                 pending.on_durable(move |r| {

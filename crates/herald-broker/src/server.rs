@@ -176,6 +176,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
     let mut shutdown = broker.core.shutdown.clone();
     let max = broker.config().max_frame_bytes;
     tracing::debug!(%peer, "connection opened");
+    let _connection = crate::telemetry::ConnectionGuard::open(peer);
     loop {
         let frame = tokio::select! {
             _ = stopped(&mut shutdown) => {
@@ -199,6 +200,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
                 return;
             }
         };
+        let _timer = crate::telemetry::RequestTimer::start(&frame);
         match handlers::handle_frame(&broker, peer, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = frame::write_frame(&mut writer, &response).await {

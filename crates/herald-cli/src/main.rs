@@ -1,2 +1,86 @@
-//! The `herald` command line.
-fn main() {}
+//! The `herald` command line: `herald serve` runs the broker; `topics`, `groups`,
+//! `produce` and `tail` talk to a running one over its HTTP API.
+//!
+//! Exit codes: 0 success, 1 runtime error (including a refused request), 2 usage or
+//! configuration error. Every error message says what to do next.
+#![deny(missing_docs)]
+
+mod client;
+mod commands;
+mod error;
+mod output;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    commands::{GroupsCommand, ProduceArgs, TailArgs, TopicsCommand},
+    serve::ServeArgs,
+};
+
+/// Herald: a Kafka-compatible event broker in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker: the Kafka API, the HTTP API and /metrics.
+    Serve(Box<ServeArgs>),
+    /// List, create, describe and delete topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// List and describe consumer groups, with their lag.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Produce records: the VALUE argument, or one record per line of standard input.
+    Produce(ProduceArgs),
+    /// Print records of a topic: the last ten of each partition, or from an offset.
+    Tail(TailArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Topics { command } => commands::topics(command).await,
+            Command::Groups { command } => commands::groups(command).await,
+            Command::Produce(args) => commands::produce(args).await,
+            Command::Tail(args) => commands::tail(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -197,6 +197,7 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: FetchRequest) -> FetchResponse {
             || Instant::now() >= deadline
             || broker.is_shutting_down()
         {
+            crate::telemetry::RecordsFetched::emit_response(&topics);
             resp.responses = topics;
             return resp;
         }

@@ -1,0 +1,242 @@
+//! `/api/v1/topics`: list, create, describe, delete, add partitions.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AppState,
+    error::{ApiError, JsonBody, Path},
+};
+use crate::{
+    broker::Broker,
+    topic_config::{self, ConfigSource},
+    topics::{NewTopic, Topic},
+};
+
+/// One topic in the list.
+#[derive(Debug, Serialize)]
+pub(crate) struct TopicSummary {
+    name: String,
+    id: String,
+    partition_count: i32,
+    /// Records between log start and high watermark, over all partitions.
+    records: i64,
+    size_bytes: u64,
+}
+
+/// One partition of a described topic.
+#[derive(Debug, Serialize)]
+pub(crate) struct PartitionInfo {
+    partition: i32,
+    log_start_offset: i64,
+    high_watermark: i64,
+    size_bytes: u64,
+}
+
+/// One effective configuration value of a described topic.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConfigValue {
+    value: String,
+    /// `topic` for an override, `default` for the broker default.
+    source: &'static str,
+}
+
+/// A described topic.
+#[derive(Debug, Serialize)]
+pub(crate) struct TopicDetail {
+    name: String,
+    id: String,
+    partition_count: i32,
+    partitions: Vec<PartitionInfo>,
+    configs: BTreeMap<String, ConfigValue>,
+}
+
+/// Body of `POST /api/v1/topics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTopic {
+    name: String,
+    partitions: Option<i32>,
+    #[serde(default)]
+    configs: BTreeMap<String, ConfigInput>,
+}
+
+/// A configuration value as JSON: a string, or a number or boolean taken as its text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ConfigInput {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl ConfigInput {
+    fn into_string(self) -> String {
+        match self {
+            ConfigInput::Text(s) => s,
+            ConfigInput::Int(i) => i.to_string(),
+            ConfigInput::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/topics/{name}/partitions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddPartitions {
+    /// The new total partition count.
+    count: i32,
+}
+
+/// The list response.
+#[derive(Debug, Serialize)]
+pub(crate) struct TopicList {
+    topics: Vec<TopicSummary>,
+}
+
+fn partition_infos(topic: &Topic) -> Result<Vec<PartitionInfo>, ApiError> {
+    topic
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (log_start_offset, high_watermark) = p.offsets()?;
+            Ok(PartitionInfo {
+                partition: p.index(),
+                log_start_offset,
+                high_watermark,
+                size_bytes: p.size_bytes()?,
+            })
+        })
+        .collect()
+}
+
+/// Describes a topic (blocking: reads log state).
+fn detail(broker: &Broker, topic: &Topic) -> Result<TopicDetail, ApiError> {
+    let overrides = topic.configs();
+    let configs = topic_config::describe(broker.topics().defaults(), &overrides, None)
+        .into_iter()
+        .map(|e| {
+            let source = match e.source {
+                ConfigSource::Topic => "topic",
+                _ => "default",
+            };
+            (
+                e.name.to_string(),
+                ConfigValue {
+                    value: e.value,
+                    source,
+                },
+            )
+        })
+        .collect();
+    Ok(TopicDetail {
+        name: topic.name().to_string(),
+        id: topic.id().to_string(),
+        partition_count: topic.partition_count(),
+        partitions: partition_infos(topic)?,
+        configs,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+}
+
+fn existing(broker: &Broker, name: &str) -> Result<Arc<Topic>, ApiError> {
+    broker
+        .topics()
+        .get(name)
+        .ok_or_else(|| ApiError::unknown_topic(name))
+}
+
+/// `GET /api/v1/topics`
+pub(crate) async fn list(State(shared): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let broker = shared.broker()?;
+    let topics = blocking(move || {
+        broker
+            .topics()
+            .list()
+            .iter()
+            .map(|t| {
+                let parts = partition_infos(t)?;
+                Ok(TopicSummary {
+                    name: t.name().to_string(),
+                    id: t.id().to_string(),
+                    partition_count: t.partition_count(),
+                    records: parts
+                        .iter()
+                        .map(|p| p.high_watermark - p.log_start_offset)
+                        .sum(),
+                    size_bytes: parts.iter().map(|p| p.size_bytes).sum(),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await?;
+    Ok(axum::Json(TopicList { topics }))
+}
+
+/// `POST /api/v1/topics`
+pub(crate) async fn create(
+    State(shared): State<AppState>,
+    JsonBody(body): JsonBody<CreateTopic>,
+) -> Result<impl IntoResponse, ApiError> {
+    let broker = shared.broker()?;
+    let new = NewTopic {
+        partitions: body
+            .partitions
+            .unwrap_or(broker.config().default_partitions),
+        name: body.name,
+        configs: body
+            .configs
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string()))
+            .collect(),
+    };
+    let topic = broker.create_topic(new).await?;
+    let detail = blocking(move || detail(&broker, &topic)).await?;
+    Ok((StatusCode::CREATED, axum::Json(detail)))
+}
+
+/// `GET /api/v1/topics/{name}`
+pub(crate) async fn describe(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let broker = shared.broker()?;
+    let topic = existing(&broker, &name)?;
+    Ok(axum::Json(blocking(move || detail(&broker, &topic)).await?))
+}
+
+/// `DELETE /api/v1/topics/{name}`
+pub(crate) async fn delete(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let broker = shared.broker()?;
+    broker.delete_topic(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/topics/{name}/partitions`
+pub(crate) async fn add_partitions(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<AddPartitions>,
+) -> Result<impl IntoResponse, ApiError> {
+    let broker = shared.broker()?;
+    existing(&broker, &name)?;
+    let detail = blocking(move || {
+        broker.topics().add_partitions(&name, body.count, false)?;
+        let topic = existing(&broker, &name)?;
+        detail(&broker, &topic)
+    })
+    .await?;
+    Ok(axum::Json(detail))
+}

@@ -1,0 +1,157 @@
+//! The HTTP client of the commands that talk to a running broker.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use crate::error::CliError;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The API's JSON (one object per line for `tail`).
+    Json,
+}
+
+/// Options shared by every command that talks to a broker.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClientArgs {
+    /// URL of a running herald's HTTP API
+    #[arg(
+        long,
+        env = "HERALD_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub(crate) server: String,
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
+}
+
+/// A client of one broker's HTTP API.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub(crate) fn new(args: &ClientArgs) -> Result<Self, CliError> {
+        let base = Url::parse(&args.server).map_err(|e| {
+            CliError::usage(format!(
+                "--server {:?} is not a URL ({e}); use e.g. http://127.0.0.1:8080",
+                args.server
+            ))
+        })?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(CliError::usage(format!(
+                "--server {:?} must be an http:// or https:// URL",
+                args.server
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| CliError::runtime(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { base, http })
+    }
+
+    /// `/api/v1/<segments...>`, each segment percent-encoded.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("checked in new");
+            path.pop_if_empty().extend(["api", "v1"]).extend(segments);
+        }
+        url
+    }
+
+    /// Sends a request; a 2xx answer's JSON (or `Null` when empty) or an error that says
+    /// what the broker said.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Value, CliError> {
+        let mut req = self.http.request(method, url).timeout(timeout);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| self.unreachable(e))?;
+        let json: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return Ok(json.unwrap_or(Value::Null));
+        }
+        let message = json
+            .as_ref()
+            .and_then(|j| j["message"].as_str())
+            .map_or_else(|| text.trim().to_string(), str::to_string);
+        let code = json
+            .as_ref()
+            .and_then(|j| j["error_code"].as_u64())
+            .map_or(String::new(), |c| format!(", error_code {c}"));
+        Err(match status {
+            StatusCode::SERVICE_UNAVAILABLE => CliError::runtime(format!(
+                "{message} (HTTP 503 from {}): retry in a moment",
+                self.base
+            )),
+            _ => CliError::runtime(format!("{message} (HTTP {}{code})", status.as_u16())),
+        })
+    }
+
+    pub(crate) async fn get(&self, segments: &[&str]) -> Result<Value, CliError> {
+        self.send(
+            Method::GET,
+            self.url(segments),
+            None,
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> CliError {
+        if e.is_connect() {
+            CliError::runtime(format!(
+                "no herald at {}: start one with `herald serve`, or point --server (or \
+                 HERALD_SERVER) at a running one",
+                self.base
+            ))
+        } else if e.is_timeout() {
+            CliError::runtime(format!("herald at {} did not answer in time", self.base))
+        } else {
+            CliError::runtime(format!("request to {} failed: {e}", self.base))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        let args = ClientArgs {
+            server: "http://127.0.0.1:1/".into(),
+            output: Output::Table,
+        };
+        let c = Client::new(&args).unwrap();
+        assert_eq!(
+            c.url(&["topics", "a/b"]).as_str(),
+            "http://127.0.0.1:1/api/v1/topics/a%2Fb"
+        );
+        let bad = ClientArgs {
+            server: "127.0.0.1:8080".into(),
+            output: Output::Table,
+        };
+        assert!(matches!(Client::new(&bad), Err(CliError::Usage(_))));
+    }
+}

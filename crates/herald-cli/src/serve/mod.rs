@@ -1,0 +1,196 @@
+//! `herald serve`: lock the data directory, bind the HTTP API, start the broker, print
+//! where everything is, and on SIGTERM or Ctrl-C stop gracefully: HTTP first (no new
+//! requests, requests in flight finish), then the broker (connections drain, logs are
+//! synced and closed).
+
+mod settings;
+
+use std::{
+    fs::{self, File, TryLockError},
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    path::Path,
+};
+
+use herald_broker::{
+    Broker, BrokerError,
+    http::{HttpError, HttpServer},
+};
+use herald_log::LogError;
+use tracing_subscriber::EnvFilter;
+
+pub(crate) use settings::ServeArgs;
+use settings::ServeConfig;
+
+use crate::error::CliError;
+
+/// Name of the lock file that keeps two brokers off one data directory.
+const LOCK_FILE: &str = "herald.lock";
+/// The address the client commands use when `--server` is not given.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Runs the broker until SIGTERM or Ctrl-C.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let config = settings::resolve(&args, |name| std::env::var(name).ok())?;
+    init_logging(config.log_level.as_deref())?;
+    let _lock = lock_data_dir(&config.broker.data_dir)?;
+
+    let http = HttpServer::bind(config.http.clone())
+        .await
+        .map_err(|e| match e {
+            HttpError::Bind { addr, source } => in_use(addr, "HTTP", "--http-listen", source),
+            e => CliError::runtime(e),
+        })?;
+    let handle = Broker::start(config.broker.clone())
+        .await
+        .map_err(|e| broker_error(e, &config))?;
+    http.set_ready(handle.broker().clone());
+    tracing::info!(
+        registry_listen = %config.registry_listen,
+        "the schema registry is not served yet; registry_listen is kept for it and not bound"
+    );
+    announce(
+        &config,
+        handle.kafka_addr(),
+        http.local_addr(),
+        handle.broker(),
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: finishing requests in flight");
+    http.shutdown().await;
+    handle
+        .shutdown()
+        .await
+        .map_err(|e| CliError::runtime(format!("the broker did not stop cleanly: {e}")))?;
+    tracing::info!("herald stopped");
+    Ok(())
+}
+
+fn init_logging(level: Option<&str>) -> Result<(), CliError> {
+    let filter = match level {
+        Some(l) => {
+            EnvFilter::try_new(l).map_err(|e| CliError::usage(format!("--log-level {l:?}: {e}")))?
+        }
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    // Logs go to stderr; stdout carries the ready line and the banner.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+    Ok(())
+}
+
+/// Creates the data directory and takes an exclusive lock on it for the life of the
+/// process (the OS releases it when the process ends, however it ends).
+fn lock_data_dir(dir: &Path) -> Result<File, CliError> {
+    fs::create_dir_all(dir).map_err(|e| {
+        CliError::runtime(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CliError::runtime(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(CliError::runtime(format!(
+            "the data directory {} is in use by another herald: stop it, or give this one \
+             its own directory with --data-dir",
+            dir.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(CliError::runtime(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn in_use(addr: SocketAddr, what: &str, flag: &str, source: std::io::Error) -> CliError {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        CliError::runtime(format!(
+            "cannot listen on {addr} ({what}): the address is in use: is another herald \
+             running? use {flag} 127.0.0.1:0 or stop it"
+        ))
+    } else {
+        CliError::runtime(format!("cannot listen on {addr} ({what}): {source}"))
+    }
+}
+
+fn broker_error(e: BrokerError, config: &ServeConfig) -> CliError {
+    match e {
+        BrokerError::Bind { addr, source } => in_use(addr, "Kafka", "--kafka-listen", source),
+        BrokerError::Config(m) => CliError::usage(format!("configuration: {m}")),
+        BrokerError::Log {
+            source: LogError::Locked(dir),
+            ..
+        } => CliError::runtime(format!(
+            "{} is locked by another process: stop the other herald, or use another --data-dir",
+            dir.display()
+        )),
+        e => CliError::runtime(format!(
+            "cannot start the broker with data directory {}: {e}",
+            config.broker.data_dir.display()
+        )),
+    }
+}
+
+/// Prints the machine-readable ready line, then the banner for people.
+fn announce(config: &ServeConfig, kafka: SocketAddr, http: SocketAddr, broker: &Broker) {
+    let (host, port) = broker.advertised_address();
+    let server = format!("http://{http}");
+    let flag = if server == DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {server}")
+    };
+    let banner = format!(
+        "herald ready kafka={kafka} http={http}\n\
+         \n\
+         Herald {version} is running.\n\
+         \x20 Kafka API   {kafka}  (clients use bootstrap.servers={host}:{port})\n\
+         \x20 HTTP API    {server}  (/health /ready /metrics /api/v1)\n\
+         \x20 data        {data}\n\
+         \n\
+         Try it from another terminal:\n\
+         \x20 herald topics create demo{flag}\n\
+         \x20 echo hello | herald produce demo{flag}\n\
+         \x20 herald tail demo --from-beginning{flag}\n\
+         \x20 kcat -b {host}:{port} -t demo -C   (any Kafka client works)\n\
+         \n\
+         Stop with Ctrl-C.\n",
+        version = env!("CARGO_PKG_VERSION"),
+        data = config.broker.data_dir.display(),
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes());
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() -> Result<(), CliError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| CliError::runtime(format!("cannot watch for SIGTERM: {e}")))?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            r = tokio::signal::ctrl_c() => {
+                r.map_err(|e| CliError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
+                tracing::info!("Ctrl-C received");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| CliError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The `herald` binary as a user runs it: `herald serve` on port 0 in a temporary
+//! directory, the client commands against it, graceful shutdown on SIGTERM, restart, the
+//! configuration sources, and the exit codes of mistakes.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+/// Environment variables of the binary that a developer's shell might set; every test
+/// starts without them.
+const CLEARED: &[&str] = &[
+    "HERALD_CONFIG",
+    "HERALD_DATA_DIR",
+    "HERALD_KAFKA_LISTEN",
+    "HERALD_HTTP_LISTEN",
+    "HERALD_REGISTRY_LISTEN",
+    "HERALD_ADVERTISED_HOST",
+    "HERALD_ADVERTISED_PORT",
+    "HERALD_LOG_LEVEL",
+    "HERALD_SERVER",
+    "HERALD_DEFAULT_PARTITIONS",
+    "HERALD_DEFAULT_TOPIC_CONFIG_RETENTION_MS",
+];
+
+fn herald() -> Command {
+    let mut cmd = Command::new(HERALD);
+    for var in CLEARED {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running `herald serve`, killed if the test ends without stopping it.
+struct Serve {
+    child: Child,
+    http: String,
+    kafka: String,
+}
+
+impl Serve {
+    /// Starts `herald serve ARGS` and waits for its ready line.
+    fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> Serve {
+        let mut cmd = herald();
+        cmd.arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap());
+        let mut child = cmd.spawn().expect("herald starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("herald ready ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no ready line; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+                .to_string()
+        };
+        Serve {
+            http: format!("http://{}", field("http")),
+            kafka: field("kafka"),
+            child,
+        }
+    }
+
+    /// Runs a client command against this broker.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run(herald().args(args).env("HERALD_SERVER", &self.http), stdin)
+    }
+
+    /// Runs a client command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "herald {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "herald did not stop within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command with optional stdin, bounded in time.
+fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("command did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn port0(dir: &Path) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--kafka-listen".into(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn help_works_and_mistakes_exit_2() {
+    let out = run(herald().arg("--help"), None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["serve", "topics", "groups", "produce", "tail"] {
+        assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
+    }
+    let out = run(herald().args(["serve", "--help"]), None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("--kafka-listen") && help.contains("HERALD_DATA_DIR"),
+        "{help}"
+    );
+
+    let out = run(herald().args(["serve", "--no-such-flag"]), None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    let out = run(herald().args(["serve", "--kafka-listen", "nowhere"]), None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(herald().arg("frobnicate"), None);
+    assert_eq!(out.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, "data_dri = \"typo\"\n").unwrap();
+    let out = run(
+        herald().args(["serve", "--config", config.to_str().unwrap()]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data_dri"));
+    let out = run(
+        herald().arg("serve").env("HERALD_NODE_ID", "minus one"),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HERALD_NODE_ID"));
+}
+
+#[test]
+fn no_broker_at_the_server_url_says_how_to_start_one() {
+    // Port 9 (discard) is not served on loopback here.
+    let out = run(
+        herald().args(["topics", "list", "--server", "http://127.0.0.1:9"]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no herald at") && err.contains("herald serve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_topics_produce_tail_stop_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = port0(dir.path());
+    let log = dir.path().join("serve.log");
+    let s = Serve::start(&strs(&args), &[], &log);
+
+    assert!(
+        s.ok(&["topics", "create", "demo", "--partitions", "2"], None)
+            .contains("demo")
+    );
+    s.ok(
+        &[
+            "topics",
+            "create",
+            "scratch",
+            "--config",
+            "retention.ms=60000",
+        ],
+        None,
+    );
+    let list = s.ok(&["topics", "list"], None);
+    assert!(list.contains("demo") && list.contains("scratch"), "{list}");
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["topics", "list", "--output", "json"], None)).unwrap();
+    assert_eq!(json["topics"].as_array().unwrap().len(), 2);
+    let described = s.ok(&["topics", "describe", "scratch"], None);
+    assert!(
+        described.contains("retention.ms") && described.contains("60000"),
+        "{described}"
+    );
+    s.ok(&["topics", "delete", "scratch"], None);
+    assert!(!s.ok(&["topics", "list"], None).contains("scratch"));
+    let missing = s.run(&["topics", "describe", "scratch"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown topic"));
+
+    s.ok(&["produce", "demo"], Some("first\nsecond\nthird\n"));
+    let one = s.ok(
+        &[
+            "produce", "demo", "--key", "k1", "--header", "src=cli", "keyed",
+        ],
+        None,
+    );
+    assert!(one.contains("offset"), "{one}");
+    let tail = s.ok(&["tail", "demo", "--from-beginning"], None);
+    for value in ["first", "second", "third", "keyed", "key=k1", "src=cli"] {
+        assert!(tail.contains(value), "{value} missing from tail:\n{tail}");
+    }
+    assert_eq!(tail.lines().count(), 4, "{tail}");
+
+    assert_eq!(s.terminate(), Some(0), "SIGTERM is a clean exit");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("herald stopped"), "{log_text}");
+
+    let s = Serve::start(&strs(&args), &[], &log);
+    let tail = s.ok(
+        &["tail", "demo", "--from-beginning", "--output", "json"],
+        None,
+    );
+    let values: Vec<String> = tail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].to_string())
+        .collect();
+    assert_eq!(values.len(), 4, "records survive a restart: {tail}");
+    assert_eq!(s.terminate(), Some(0));
+}
+
+#[test]
+fn a_second_herald_on_the_same_data_dir_or_port_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = port0(dir.path());
+    let s = Serve::start(&strs(&args), &[], &dir.path().join("first.log"));
+
+    let out = run(herald().arg("serve").args(&args), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dir.path().join("data").display().to_string()),
+        "{err}"
+    );
+
+    let other = dir.path().join("other");
+    let out = run(
+        herald().args([
+            "serve",
+            "--data-dir",
+            other.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            &s.kafka,
+        ]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is another herald running"), "{err}");
+    assert_eq!(s.terminate(), Some(0));
+}
+
+#[test]
+fn the_config_file_and_herald_env_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("herald.toml");
+    let file_dir = dir.path().join("from-file");
+    let env_dir = dir.path().join("from-env");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nkafka_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n\
+             default_partitions = 3\n[default_topic_config]\nretention_ms = 5000\n",
+            file_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let s = Serve::start(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("HERALD_DATA_DIR", env_dir.to_str().unwrap()),
+            ("HERALD_DEFAULT_TOPIC_CONFIG_RETENTION_MS", "12345"),
+        ],
+        &dir.path().join("serve.log"),
+    );
+    s.ok(&["topics", "create", "configured"], None);
+    let json: serde_json::Value = serde_json::from_str(&s.ok(
+        &["topics", "describe", "configured", "--output", "json"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(
+        json["partition_count"], 3,
+        "default_partitions from the file"
+    );
+    assert_eq!(
+        json["configs"]["retention.ms"]["value"], "12345",
+        "the environment beats the file"
+    );
+    assert!(
+        env_dir.join("herald.lock").exists(),
+        "HERALD_DATA_DIR beats data_dir"
+    );
+    assert!(!file_dir.exists());
+    assert_eq!(s.terminate(), Some(0));
+}
