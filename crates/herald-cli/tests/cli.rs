@@ -103,9 +103,14 @@ impl Serve {
     }
 
     /// Sends SIGTERM and returns the exit code.
-    fn terminate(mut self) -> Option<i32> {
+    fn terminate(self) -> Option<i32> {
+        self.signal("-TERM")
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`) and returns the exit code.
+    fn signal(mut self, signal: &str) -> Option<i32> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -271,6 +276,50 @@ fn serve_topics_produce_tail_stop_and_restart() {
     }
     assert_eq!(tail.lines().count(), 4, "{tail}");
 
+    // --follow prints records as they arrive.
+    let mut follow = herald()
+        .args([
+            "tail",
+            "demo",
+            "--partition",
+            "0",
+            "--follow",
+            "--output",
+            "json",
+        ])
+        .env("HERALD_SERVER", &s.http)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    s.ok(&["produce", "demo", "--partition", "0", "followed"], None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = line.contains("followed");
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen, "tail --follow printed the new record");
+
+    assert!(
+        s.ok(&["groups", "list", "--output", "json"], None)
+            .contains("groups")
+    );
+    let unknown = s.run(&["groups", "describe", "nobody"], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown consumer group"));
+
     assert_eq!(s.terminate(), Some(0), "SIGTERM is a clean exit");
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("herald stopped"), "{log_text}");
@@ -284,8 +333,8 @@ fn serve_topics_produce_tail_stop_and_restart() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].to_string())
         .collect();
-    assert_eq!(values.len(), 4, "records survive a restart: {tail}");
-    assert_eq!(s.terminate(), Some(0));
+    assert_eq!(values.len(), 5, "records survive a restart: {tail}");
+    assert_eq!(s.signal("-INT"), Some(0), "Ctrl-C is a clean exit too");
 }
 
 #[test]
