@@ -104,3 +104,24 @@ async fn a_waiting_consumer_wakes_when_records_become_durable() {
     let tp = TopicPartition::new("orders", at.partition);
     assert_eq!(t.end_offset(&tp).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_group_behind_the_log_start_resumes_from_the_start() {
+    let h = EmbeddedHarness::new();
+    let t = h.transport();
+    t.create_topic("orders", 1).await.unwrap();
+    for seq in 0..5 {
+        t.publish_envelope("orders", &step("k", seq)).await.unwrap();
+    }
+    let tp = TopicPartition::new("orders", 0);
+    assert_eq!(t.delete_records_before(&tp, 3).unwrap(), 3);
+    assert_eq!(t.start_offset(&tp).await.unwrap(), 3);
+    assert!(matches!(
+        t.read(&tp, 0, 10).await,
+        Err(TransportError::OffsetOutOfRange { .. })
+    ));
+    let mut c = t.subscribe("late", &["orders"]).await.unwrap();
+    let got = c.poll(10).await.unwrap();
+    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(t.apply_retention().unwrap(), 0, "nothing is old enough");
+}

@@ -158,7 +158,7 @@ impl<T: Transport> DeadLetterQueue<T> {
         for p in 0..partitions {
             let tp = TopicPartition::new(self.topic.clone(), p);
             let end = self.transport.end_offset(&tp).await?;
-            let mut next = 0;
+            let mut next = self.transport.start_offset(&tp).await?;
             while next < end {
                 let chunk = self.transport.read(&tp, next, SCAN_CHUNK).await?;
                 let Some(last) = chunk.last() else { break };

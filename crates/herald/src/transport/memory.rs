@@ -206,6 +206,10 @@ impl Storage for MemoryStorage {
         Ok(all.get(partition).map_or(0, |log| log.len() as u64))
     }
 
+    fn start_offset(&self, _: &TopicPartition) -> Result<u64> {
+        Ok(0)
+    }
+
     fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
         let all = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
         Ok(all.get(group).cloned().unwrap_or_default())

@@ -291,6 +291,9 @@ pub trait TopicReader: Send + Sync + 'static {
     /// One past the last readable offset of a partition.
     fn end_offset(&self, partition: &TopicPartition) -> impl Future<Output = Result<u64>> + Send;
 
+    /// First offset still in a partition (retention and deletes move it forward).
+    fn start_offset(&self, partition: &TopicPartition) -> impl Future<Output = Result<u64>> + Send;
+
     /// Up to `max_records` records from `offset` on (fewer at the end of the partition).
     fn read(
         &self,

@@ -38,7 +38,7 @@ use std::{path::Path, sync::Arc};
 use herald_log::LogConfig;
 
 use super::{
-    Result,
+    Result, TopicPartition,
     local::{Engine, EngineConfig, impl_local_transport},
 };
 pub(crate) use storage::LogStorage;
@@ -105,6 +105,32 @@ impl EmbeddedTransport {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         self.engine.storage.dir()
+    }
+
+    /// Applies every partition log's time and size retention now (see
+    /// [`LogConfig::retention_age`] and [`LogConfig::retention_bytes`]); returns the
+    /// segments deleted. Run it periodically: nothing else does. Consumers whose position
+    /// falls before a partition's new start resume from that start.
+    pub fn apply_retention(&self) -> Result<usize> {
+        let mut deleted = 0;
+        for (tp, log) in self.engine.storage.logs() {
+            deleted += log
+                .apply_retention()
+                .map_err(|e| storage::log_error(&tp, e))?
+                .segments_deleted;
+        }
+        Ok(deleted)
+    }
+
+    /// Kafka's DeleteRecords: makes `offset` the first offset of `partition`; returns the
+    /// new start.
+    pub fn delete_records_before(&self, partition: &TopicPartition, offset: u64) -> Result<u64> {
+        self.engine.check_partition(partition)?;
+        self.engine
+            .storage
+            .log(partition)?
+            .delete_records_before(offset)
+            .map_err(|e| storage::log_error(partition, e))
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) struct LogStorage {
     changes: Arc<watch::Sender<u64>>,
 }
 
-fn log_error(partition: &TopicPartition, e: LogError) -> TransportError {
+pub(crate) fn log_error(partition: &TopicPartition, e: LogError) -> TransportError {
     match e {
         LogError::OffsetOutOfRange { requested, .. } => TransportError::OffsetOutOfRange {
             partition: partition.clone(),
@@ -116,7 +116,15 @@ impl LogStorage {
         Ok(())
     }
 
-    fn log(&self, tp: &TopicPartition) -> Result<Arc<Log>> {
+    /// Every open partition log.
+    pub(crate) fn logs(&self) -> Vec<(TopicPartition, Arc<Log>)> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = logs.iter().map(|(tp, l)| (tp.clone(), l.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    pub(crate) fn log(&self, tp: &TopicPartition) -> Result<Arc<Log>> {
         self.logs
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -269,6 +277,10 @@ impl Storage for LogStorage {
 
     fn end_offset(&self, partition: &TopicPartition) -> Result<u64> {
         Ok(self.log(partition)?.high_watermark())
+    }
+
+    fn start_offset(&self, partition: &TopicPartition) -> Result<u64> {
+        Ok(self.log(partition)?.log_start_offset())
     }
 
     fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {

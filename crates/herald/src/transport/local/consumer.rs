@@ -105,7 +105,23 @@ impl<S: Storage> LocalConsumer<S> {
                 break;
             }
             let (tp, position) = &partitions[(start + i) % partitions.len()];
-            let records = self.engine.storage.read(tp, *position, remaining)?;
+            let records = match self.engine.storage.read(tp, *position, remaining) {
+                Err(TransportError::OffsetOutOfRange { .. }) => {
+                    // Retention removed records this group had not read: resume from the
+                    // partition's start (Kafka's auto.offset.reset=earliest).
+                    let first = self.engine.storage.start_offset(tp)?;
+                    if first <= *position {
+                        return Err(TransportError::OffsetOutOfRange {
+                            partition: tp.clone(),
+                            offset: *position,
+                        });
+                    }
+                    tracing::warn!(group = %self.group, partition = %tp, lost_from = *position, resume_at = first, "records were removed before this group read them");
+                    self.positions.insert(tp.clone(), first);
+                    self.engine.storage.read(tp, first, remaining)?
+                }
+                other => other?,
+            };
             if let Some(last) = records.last() {
                 self.positions.insert(tp.clone(), last.offset + 1);
             }

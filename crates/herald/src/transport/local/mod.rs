@@ -53,6 +53,8 @@ pub(crate) trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<ConsumedRecord>>;
     /// One past the last readable offset.
     fn end_offset(&self, partition: &TopicPartition) -> Result<u64>;
+    /// First offset still stored (retention moves it forward).
+    fn start_offset(&self, partition: &TopicPartition) -> Result<u64>;
     /// A group's committed offsets.
     fn load_offsets(&self, group: &str) -> Result<GroupOffsets>;
     /// Replaces a group's committed offsets.
@@ -299,6 +301,11 @@ impl<S: Storage> Engine<S> {
         self.storage.end_offset(tp)
     }
 
+    pub(crate) fn start_offset(&self, tp: &TopicPartition) -> Result<u64> {
+        self.check_partition(tp)?;
+        self.storage.start_offset(tp)
+    }
+
     /// Adds a member to `group`, loading the group's committed offsets on first use.
     pub(crate) fn join(&self, group: &str, topics: &[&str]) -> Result<u64> {
         for t in topics {
@@ -450,6 +457,13 @@ macro_rules! impl_local_transport {
                 partition: &$crate::transport::TopicPartition,
             ) -> $crate::transport::Result<u64> {
                 self.engine.end_offset(partition)
+            }
+
+            async fn start_offset(
+                &self,
+                partition: &$crate::transport::TopicPartition,
+            ) -> $crate::transport::Result<u64> {
+                self.engine.start_offset(partition)
             }
 
             async fn read(
