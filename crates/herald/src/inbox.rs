@@ -12,6 +12,12 @@
 //! so the router does not mark it again. Stores that cannot share a transaction (memory,
 //! Redis) are marked by the router after the handler returns: a crash between the two
 //! replays the handler once.
+//!
+//! The router's check and mark are race-free for copies of an event with the same key
+//! (they are handled one after the other). Copies published under different keys can run
+//! concurrently; only a store whose mark is atomic and checked in the handler's unit of
+//! work (`INSERT ... ON CONFLICT DO NOTHING`, then roll back if nothing was inserted)
+//! keeps their effect single.
 
 use std::{
     collections::HashMap,

@@ -16,6 +16,10 @@
 //!   losing anything.
 //! - **Shutdown.** [`RouterHandle::shutdown`] stops polling, lets running handlers finish
 //!   (up to [`RouterConfig::shutdown_grace`]) and commits.
+//! - **Rebalances.** When the group takes a partition away, records of it that had not
+//!   started are dropped (the new owner reads them from the last commit); handlers already
+//!   running finish. For that moment a key can run on two members, as with any Kafka
+//!   consumer using eager rebalancing; the inbox keeps the effect single.
 
 mod context;
 mod process;
