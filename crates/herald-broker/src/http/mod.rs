@@ -151,6 +151,14 @@ impl Shared {
         p
     }
 
+    /// Forgets the round-robin position of a deleted topic.
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        self.round_robin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(topic);
+    }
+
     /// A receiver that sees `true` once the server stops; long polls end on it.
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.clone()
@@ -163,7 +171,8 @@ pub struct HttpServer {
     addr: SocketAddr,
     shared: AppState,
     stop_tx: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// `None` once [`shutdown`](Self::shutdown) has waited for it.
+    task: Option<JoinHandle<()>>,
 }
 
 impl HttpServer {
@@ -200,7 +209,7 @@ impl HttpServer {
             addr,
             shared,
             stop_tx,
-            task,
+            task: Some(task),
         })
     }
 
@@ -220,13 +229,22 @@ impl HttpServer {
     }
 
     /// Stops gracefully: stops accepting, ends long polls, waits for requests in flight.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.begin_shutdown();
         let _ = self.stop_tx.send(true);
-        if let Err(e) = self.task.await {
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
             tracing::error!(error = %e, "HTTP server task failed");
         }
         tracing::info!(addr = %self.addr, "HTTP API stopped");
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        // Without shutdown(): the server stops accepting and ends on its own.
+        let _ = self.stop_tx.send(true);
     }
 }
 

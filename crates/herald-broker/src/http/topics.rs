@@ -221,6 +221,7 @@ pub(crate) async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     let broker = shared.broker()?;
     broker.delete_topic(&name).await?;
+    shared.forget_topic(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 
