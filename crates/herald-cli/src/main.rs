@@ -22,7 +22,13 @@ use crate::{
 
 /// Herald: a Kafka-compatible event broker in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about, propagate_version = true)]
+#[command(
+    name = "herald",
+    version,
+    propagate_version = true,
+    after_help = "Start a broker with `herald serve`; the other commands talk to it over HTTP \
+                  (--server, default http://127.0.0.1:8080)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +37,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the broker: the Kafka API, the HTTP API and /metrics.
+    #[command(
+        after_help = "Every setting also comes from HERALD_* environment variables and a \
+                            TOML file (--config): a flag beats its variable, which beats the \
+                            file. docs/configuration.md lists them all. Stop with SIGTERM or \
+                            Ctrl-C: requests in flight finish and the logs are synced first."
+    )]
     Serve(Box<ServeArgs>),
     /// List, create, describe and delete topics.
     Topics {
@@ -45,6 +57,10 @@ enum Command {
     /// Produce records: the VALUE argument, or one record per line of standard input.
     Produce(ProduceArgs),
     /// Print records of a topic: the last ten of each partition, or from an offset.
+    #[command(after_help = "Each record is printed as \
+                            `[PARTITION:OFFSET] TIMESTAMP key=KEY headers={K=V,...} VALUE`; \
+                            bytes that are not UTF-8 show as base64:... \
+                            With --output json, one JSON object per line.")]
     Tail(TailArgs),
 }
 

@@ -19,10 +19,7 @@ use crate::{
 /// How long one long poll waits for new records when following.
 const FOLLOW_WAIT_MS: u64 = 5_000;
 
-/// Arguments of `herald tail`.
-///
-/// Each record is printed as `[PARTITION:OFFSET] TIMESTAMP key=KEY headers={K=V,...} VALUE`;
-/// bytes that are not UTF-8 are shown as `base64:...`.
+/// Arguments of `herald tail` (the line format is in its `--help`).
 #[derive(Debug, Args)]
 pub(crate) struct TailArgs {
     /// Topic to read.
