@@ -1,2 +1,68 @@
 //! herald-bench: workloads that drive Herald and its peers with the same load.
+//!
+//! The herald-log benchmark compares the log with the disk it runs on, measured in the
+//! same process on the same directory, because absolute numbers on a shared machine mean
+//! little and ratios against a peer measured alongside mean a lot:
+//!
+//! - [`workload`]: the cases (record sizes, batch sizes, durability policies, writer
+//!   counts), the pre-built batches, and the timed appends and reads against a [`Log`].
+//! - [`disk`]: the same bytes through a plain [`std::fs::File`]: sequential writes with a
+//!   `sync_data` per chunk, a write-and-`sync_data` loop, and sequential reads.
+//! - [`stats`]: samples, medians and the markdown table of every case.
+//! - [`summary`]: the two targets of the log, each run interleaved with its baseline.
+//!
+//! `cargo bench -p herald-bench --bench log` runs everything (criterion groups, the table
+//! of medians, then the target check); `cargo run --release -p herald-bench --bin
+//! log-bench-summary` runs only the target check. Results live in `docs/benchmarks.md`.
+//!
+//! ```no_run
+//! use herald_bench::{summary, workload::Scratch};
+//!
+//! let scratch = Scratch::new("target/tmp")?;
+//! let report = summary::run(&scratch, &summary::SummaryConfig::default())?;
+//! println!("{}", report.markdown());
+//! # Ok::<(), herald_bench::BenchError>(())
+//! ```
+//!
+//! [`Log`]: herald_log::Log
 #![deny(missing_docs)]
+
+pub mod disk;
+pub mod stats;
+pub mod summary;
+pub mod workload;
+
+use std::{io, path::PathBuf};
+
+/// What stopped a benchmark.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The log under test failed.
+    #[error(transparent)]
+    Log(#[from] herald_log::LogError),
+    /// A file operation of the benchmark itself (scratch directory, baseline file) failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the benchmark was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl BenchError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        BenchError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result of a benchmark operation.
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;
