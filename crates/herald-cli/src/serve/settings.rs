@@ -301,12 +301,31 @@ pub(crate) fn resolve(
     broker
         .validate()
         .map_err(|e| CliError::usage(format!("configuration: {e}")))?;
+    distinct_listeners(&[
+        ("kafka_listen", broker.kafka_listen),
+        ("http_listen", http.listen),
+        ("registry_listen", registry_listen),
+    ])?;
     Ok(ServeConfig {
         broker,
         http,
         registry_listen,
         log_level,
     })
+}
+
+/// Two listeners on one fixed address would fail later with "address in use"; say so now.
+fn distinct_listeners(listeners: &[(&str, SocketAddr)]) -> Result<(), CliError> {
+    for (i, (a, addr_a)) in listeners.iter().enumerate() {
+        for (b, addr_b) in &listeners[i + 1..] {
+            if addr_a.port() != 0 && addr_a == addr_b {
+                return Err(CliError::usage(format!(
+                    "configuration: {a} and {b} are both {addr_a}; give each its own port"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_addr(key: &str, s: &str) -> Result<SocketAddr, CliError> {
@@ -422,6 +441,22 @@ mod tests {
             matches!(&e, CliError::Usage(m) if m.contains("http_listen")),
             "{e}"
         );
+
+        let args = ServeArgs {
+            http_listen: Some("127.0.0.1:9092".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let e = resolve(&args, env(&[])).unwrap_err();
+        assert!(
+            matches!(&e, CliError::Usage(m) if m.contains("kafka_listen and http_listen")),
+            "{e}"
+        );
+        let args = ServeArgs {
+            kafka_listen: Some("127.0.0.1:0".parse().unwrap()),
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        resolve(&args, env(&[])).expect("port 0 twice is fine");
 
         let args = ServeArgs {
             config: Some("/no/such/herald.toml".into()),
