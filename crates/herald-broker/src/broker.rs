@@ -311,15 +311,20 @@ pub(crate) struct PendingProduce {
 
 impl PendingProduce {
     /// Waits as `acks` says and reports where the batch landed.
-    pub(crate) async fn finish(self, acks: Acks) -> Result<Produced, ProduceError> {
+    pub(crate) async fn finish(mut self, acks: Acks) -> Result<Produced, ProduceError> {
         if acks == Acks::All
-            && let Some(rx) = self.durable
+            && let Some(rx) = self.durable.take()
         {
             match rx.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(ProduceError::Storage(e)),
                 Err(_) => return Err(ProduceError::Storage(LogError::Closed)),
             }
+        }
+        if acks == Acks::All && self.duplicate {
+            // A retry can arrive while the original is still waiting for its fsync: it
+            // must not be acknowledged before the original is durable.
+            self.wait_durable_duplicate().await?;
         }
         let log_start_offset = self
             .partition
@@ -332,4 +337,33 @@ impl PendingProduce {
             duplicate: self.duplicate,
         })
     }
+
+    /// Waits until the high watermark passes the original batch of a duplicate (the
+    /// durable point moves by whole appends, so passing its base offset covers it).
+    async fn wait_durable_duplicate(&self) -> Result<(), ProduceError> {
+        let deadline = tokio::time::Instant::now() + DUPLICATE_DURABILITY_WAIT;
+        let notify = self.partition.watermark_notify().clone();
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (_, high_watermark) = self
+                .partition
+                .offsets()
+                .map_err(|_| ProduceError::Storage(LogError::Closed))?;
+            if high_watermark > self.base_offset {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ProduceError::Storage(LogError::Io {
+                    op: "wait for the original of a retried batch to become durable",
+                    path: Default::default(),
+                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                }));
+            }
+        }
+    }
 }
+
+/// Longest a retried idempotent batch waits for its original to become durable.
+const DUPLICATE_DURABILITY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

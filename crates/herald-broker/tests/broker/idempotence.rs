@@ -109,3 +109,48 @@ async fn producer_state_is_rebuilt_after_restart() {
     assert!(fresh > pid, "producer ids never repeat across restarts");
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn retried_batch_is_not_acknowledged_before_the_original_is_durable() {
+    // A slow group commit keeps the original waiting for its fsync; its retry must wait
+    // too, or a crash could lose a batch the producer was told is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.default_topic_config.durability = herald_log::Durability::GroupCommit {
+        max_delay: std::time::Duration::from_millis(400),
+        max_bytes: u64::MAX,
+    };
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("slow", 1, &[]).await;
+    let (pid, epoch) = init_producer_id(&mut c, 4).await;
+    let core = broker.broker().clone();
+    // Two sends of the same idempotent batch at once: whichever is written first is the
+    // original, the other a retry. Each reports the high watermark when it returns.
+    let send = |core: herald_broker::Broker| async move {
+        let produced = core
+            .produce("slow", 0, idem(pid, epoch, 0, 2), herald_broker::Acks::All)
+            .await
+            .unwrap();
+        let (_, hw) = core
+            .topics()
+            .partition("slow", 0)
+            .unwrap()
+            .offsets()
+            .unwrap();
+        (produced, hw)
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(send(core.clone())),
+        tokio::spawn(send(core.clone()))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (retry, hw_at_retry) = if a.0.duplicate { a } else { b };
+    assert!(retry.duplicate, "exactly one of the two sends is a retry");
+    assert_eq!(retry.base_offset, 0);
+    assert!(
+        hw_at_retry > retry.base_offset,
+        "retry acknowledged at high watermark {hw_at_retry}, before the original was durable"
+    );
+    broker.shutdown().await.unwrap();
+}
