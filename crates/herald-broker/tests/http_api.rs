@@ -6,6 +6,9 @@ mod common;
 // The metrics after produce, fetch and an offset commit.
 #[path = "http_api/metrics.rs"]
 mod metrics;
+// REST key partitioning against kcat.
+#[path = "http_api/kcat.rs"]
+mod kcat;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
