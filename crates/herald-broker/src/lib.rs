@@ -29,6 +29,8 @@ mod broker;
 pub mod config;
 pub mod error;
 mod frame;
+#[doc(hidden)] // why: for the fuzz target in fuzz/ and tests/decode_fuzz.rs only
+pub mod fuzzing;
 pub mod group;
 mod handlers;
 pub mod http;
