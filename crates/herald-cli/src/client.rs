@@ -95,16 +95,20 @@ impl Client {
             .as_ref()
             .and_then(|j| j["message"].as_str())
             .map_or_else(|| text.trim().to_string(), str::to_string);
-        let code = json
-            .as_ref()
-            .and_then(|j| j["error_code"].as_u64())
-            .map_or(String::new(), |c| format!(", error_code {c}"));
+        let error_code = json.as_ref().and_then(|j| j["error_code"].as_u64());
+        let code = error_code.map_or(String::new(), |c| format!(", error_code {c}"));
+        // 40401 is an unknown topic (docs/http-api.md).
+        let hint = if error_code == Some(40401) {
+            ": list topics with `herald topics list`, create one with `herald topics create NAME`"
+        } else {
+            ""
+        };
         Err(match status {
             StatusCode::SERVICE_UNAVAILABLE => CliError::runtime(format!(
                 "{message} (HTTP 503 from {}): retry in a moment",
                 self.base
             )),
-            _ => CliError::runtime(format!("{message} (HTTP {}{code})", status.as_u16())),
+            _ => CliError::runtime(format!("{message} (HTTP {}{code}){hint}", status.as_u16())),
         })
     }
 
