@@ -11,6 +11,9 @@
 //! - [`Router`]: a consumer-group member that hands events to handlers by type with
 //!   bounded concurrency and per-key order, retries ([`RetryPolicy`]), dead-letters
 //!   ([`dlq`]), deduplicates through an [`Inbox`], and commits only final outcomes.
+//! - [`inbox`]: where the ids of processed events are kept — [`MemoryInbox`], and behind
+//!   cargo features (on by default) SQLite and PostgreSQL stores that record the id in the
+//!   handler's own transaction, and a Redis store with a retention.
 //! - [`DeadLetterQueue`]: list, replay and discard dead letters.
 //! - Events published from a handler ([`HandlerContext::publish_event`]) carry the
 //!   handled event's correlation id, its id as causation id and its trace.
@@ -94,6 +97,12 @@ pub mod transport;
 pub use dlq::{DeadLetter, DeadLetterFilter, DeadLetterPolicy, DeadLetterQueue, ReplayTarget};
 pub use envelope::{Envelope, EnvelopeError};
 pub use event::{Event, EventError};
+#[cfg(feature = "postgres")]
+pub use inbox::PostgresInbox;
+#[cfg(feature = "redis")]
+pub use inbox::RedisInbox;
+#[cfg(feature = "sqlite")]
+pub use inbox::SqliteInbox;
 pub use inbox::{Inbox, InboxKey, MemoryInbox};
 pub use retry::{ErrorKind, HandlerError, Jitter, RetryPolicy};
 pub use router::{HandlerContext, Router, RouterConfig, RouterHandle, RouterStats};

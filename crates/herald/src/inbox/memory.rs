@@ -1,23 +1,4 @@
-//! The inbox: which event ids a consumer group has already processed.
-//!
-//! Transports deliver at least once, so a handler may see an event twice (a producer retry,
-//! a consumer that crashed before committing). The router asks the group's inbox before it
-//! calls a handler and skips events already processed; after the handler succeeds it marks
-//! the event processed.
-//!
-//! For exactly-once *effects* the mark must commit together with the handler's own writes.
-//! A store backed by the same database as the handler (SQLite, PostgreSQL) offers a method
-//! that records the id inside the handler's transaction; the handler calls it, then tells
-//! the router with [`HandlerContext::mark_inbox_recorded`](crate::router::HandlerContext::mark_inbox_recorded)
-//! so the router does not mark it again. Stores that cannot share a transaction (memory,
-//! Redis) are marked by the router after the handler returns: a crash between the two
-//! replays the handler once.
-//!
-//! The router's check and mark are race-free for copies of an event with the same key
-//! (they are handled one after the other). Copies published under different keys can run
-//! concurrently; only a store whose mark is atomic and checked in the handler's unit of
-//! work (`INSERT ... ON CONFLICT DO NOTHING`, then roll back if nothing was inserted)
-//! keeps their effect single.
+//! [`MemoryInbox`]: processed ids in a map, for tests and single-process services.
 
 use std::{
     collections::HashMap,
@@ -25,44 +6,36 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use thiserror::Error;
-
+use super::{Inbox, InboxError, InboxKey};
 use crate::transport::BoxFuture;
-
-/// The identity the inbox records: an event id within a consumer group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InboxKey<'a> {
-    /// Consumer group.
-    pub group: &'a str,
-    /// Event id (`ce_id`).
-    pub event_id: &'a str,
-}
-
-/// An inbox store failed.
-#[derive(Debug, Error)]
-#[error("inbox store error: {message}")]
-pub struct InboxError {
-    /// What went wrong.
-    pub message: String,
-}
-
-/// Where processed event ids are kept. Object-safe, so routers hold `Arc<dyn Inbox>`.
-pub trait Inbox: Send + Sync + 'static {
-    /// Whether `key` was processed.
-    fn is_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>>;
-
-    /// Records `key` as processed; `true` if it was not recorded before.
-    fn mark_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>>;
-
-    /// Forgets entries recorded before `cutoff`; returns how many. Duplicates that
-    /// arrive later than the retention are processed again, so keep it longer than any
-    /// redelivery window (topic retention, replay horizon).
-    fn purge_before(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, InboxError>>;
-}
 
 /// An inbox in memory, for tests and single-process services whose handlers are
 /// idempotent across restarts anyway. Entries older than the retention are dropped as new
-/// ones are recorded.
+/// ones are recorded. The router marks events after their handler succeeds.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use herald::{HandlerError, Inbox, InboxKey, MemoryInbox, MemoryTransport, Router};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let inbox = Arc::new(MemoryInbox::with_retention(Duration::from_secs(24 * 3600)));
+/// let key = InboxKey { group: "billing", event_id: "e-1" };
+/// assert!(inbox.mark_processed(key).await?);
+/// assert!(!inbox.mark_processed(key).await?, "a second mark finds the first");
+/// assert!(inbox.is_processed(key).await?);
+///
+/// let router = Router::builder(MemoryTransport::new(), "billing")
+///     .inbox(inbox.clone())
+///     .on_type("orders", "shop.order.placed", |_event, _ctx| async {
+///         Ok::<(), HandlerError>(())
+///     })
+///     .start()
+///     .await?;
+/// router.shutdown().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct MemoryInbox {
     entries: Mutex<HashMap<(String, String), SystemTime>>,
