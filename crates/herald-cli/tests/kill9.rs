@@ -37,6 +37,14 @@ fn python() -> Option<PathBuf> {
     }
 }
 
+/// A Python command for a script of herald-broker's tests/clients/.
+fn python_script(python: &Path, name: &str) -> Command {
+    let mut cmd = Command::new(python);
+    // No __pycache__ next to the scripts in the source tree.
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").arg(script(name));
+    cmd
+}
+
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../herald-broker/tests/clients")
@@ -124,9 +132,8 @@ fn every_acknowledged_record_survives_kill_9_of_the_broker() {
     let (mut broker, kafka) = serve(&data, &dir.path().join("serve-1.log"));
 
     let producer_log = dir.path().join("producer.log");
-    let mut producer = Command::new(&python);
+    let mut producer = python_script(&python, "acked_producer.py");
     producer
-        .arg(script("acked_producer.py"))
         .args([
             "--bootstrap",
             &kafka,
@@ -175,8 +182,7 @@ fn every_acknowledged_record_survives_kill_9_of_the_broker() {
 
     let (broker, kafka) = serve(&data, &dir.path().join("serve-2.log"));
     let out = dir.path().join("read");
-    let read_all = Command::new(&python)
-        .arg(script("read_all.py"))
+    let read_all = python_script(&python, "read_all.py")
         .args([
             "--bootstrap",
             &kafka,

@@ -200,6 +200,8 @@ impl Proc {
     pub(crate) fn spawn(name: impl Into<String>, mut cmd: Command) -> Self {
         let name = name.into();
         let mut child = cmd
+            // No __pycache__ next to the scripts in the source tree.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
