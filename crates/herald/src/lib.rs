@@ -14,6 +14,9 @@
 //! - [`inbox`]: where the ids of processed events are kept — [`MemoryInbox`], and behind
 //!   cargo features (on by default) SQLite and PostgreSQL stores that record the id in the
 //!   handler's own transaction, and a Redis store with a retention.
+//! - [`resequencer`]: events of one entity handed over in the order of their sequence
+//!   numbers (a `herald_seq` header), with bounded buffering and gap reports;
+//!   [`RouterBuilder::resequence`](router::RouterBuilder::resequence) turns it on per topic.
 //! - [`DeadLetterQueue`]: list, replay and discard dead letters.
 //! - Events published from a handler ([`HandlerContext::publish_event`]) carry the
 //!   handled event's correlation id, its id as causation id and its trace.
@@ -88,6 +91,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod event;
 pub mod inbox;
+pub mod resequencer;
 pub mod retry;
 mod rfc3339;
 pub mod router;

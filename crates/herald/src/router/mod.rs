@@ -16,6 +16,9 @@
 //!   losing anything.
 //! - **Shutdown.** [`RouterHandle::shutdown`] stops polling, lets running handlers finish
 //!   (up to [`RouterConfig::shutdown_grace`]) and commits.
+//! - **Sequence order.** For a topic given to [`RouterBuilder::resequence`], events that
+//!   carry a per-entity sequence number are handed to handlers in that order; see
+//!   [`crate::resequencer`].
 //! - **Rebalances.** When the group takes a partition away, records of it that had not
 //!   started are dropped (the new owner reads them from the last commit); handlers already
 //!   running finish. For that moment a key can run on two members, as with any Kafka
@@ -23,6 +26,7 @@
 
 mod context;
 mod process;
+mod resequence;
 mod runner;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
@@ -37,10 +41,12 @@ use crate::{
     envelope::Envelope,
     event::Event,
     inbox::Inbox,
+    resequencer::{EntityKey, GapReport, ResequencerConfig},
     retry::{HandlerError, RetryPolicy},
     transport::{BoxFuture, Transport, TransportError},
 };
 use process::Shared;
+use resequence::{GapCallback, Stage};
 
 /// A registered handler, type-erased.
 pub(crate) type Handler = Arc<
@@ -126,6 +132,8 @@ pub struct RouterBuilder<T> {
     routes: HashMap<String, HashMap<String, Handler>>,
     config: RouterConfig,
     inbox: Option<Arc<dyn Inbox>>,
+    resequence: HashMap<String, ResequencerConfig>,
+    on_gap: Option<GapCallback>,
 }
 
 /// Entry point: `Router::builder(transport, group)`.
@@ -141,6 +149,8 @@ impl Router {
             routes: HashMap::new(),
             config: RouterConfig::default(),
             inbox: None,
+            resequence: HashMap::new(),
+            on_gap: None,
         }
     }
 }
@@ -208,6 +218,25 @@ impl<T: Transport> RouterBuilder<T> {
         self
     }
 
+    /// Hands the events of `topic` to handlers in the order of their sequence numbers
+    /// (the `herald_seq` header), per key within a partition, buffering early arrivals as
+    /// `config` allows. Events without the header, without a key, and replays of dead
+    /// letters are handed over as they come. See [`crate::resequencer`].
+    pub fn resequence(mut self, topic: &str, config: ResequencerConfig) -> Self {
+        self.resequence.insert(topic.to_owned(), config);
+        self
+    }
+
+    /// Calls `on_gap` with every sequence gap a resequenced topic gives up on (each is
+    /// also logged and counted). It runs on the router's task: keep it quick, never block.
+    pub fn on_sequence_gap<F>(mut self, on_gap: F) -> Self
+    where
+        F: Fn(&GapReport<EntityKey>) + Send + Sync + 'static,
+    {
+        self.on_gap = Some(Arc::new(on_gap));
+        self
+    }
+
     /// Sets the source of events published from handlers.
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.config.source = source.into();
@@ -255,9 +284,11 @@ impl<T: Transport> RouterBuilder<T> {
                 }
             }
         }
+        let stage = (!self.resequence.is_empty())
+            .then(|| Stage::new(shared.group.clone(), &self.resequence, self.on_gap.clone()));
         let consumer = self.transport.subscribe(&self.group, &topics).await?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(runner::run(shared, consumer, stopped));
+        let task = tokio::spawn(runner::run(shared, consumer, stage, stopped));
         Ok(RouterHandle { stop, task })
     }
 }

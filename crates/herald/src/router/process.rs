@@ -150,8 +150,13 @@ where
     }
 }
 
-/// Takes `record` to a final outcome.
-pub(crate) async fn process(shared: Arc<Shared>, record: ConsumedRecord) -> Outcome {
+/// Takes `record` to a final outcome: handled, or dead-lettered for `reject` when given
+/// (the resequencer refused its sequence number).
+pub(crate) async fn process(
+    shared: Arc<Shared>,
+    record: ConsumedRecord,
+    reject: Option<String>,
+) -> Outcome {
     let get = |k| header_str(&record.headers, k);
     if get(headers::CONTROL) == Some("unblock") {
         if get(headers::CONTROL_GROUP) == Some(&*shared.group)
@@ -195,6 +200,7 @@ pub(crate) async fn process(shared: Arc<Shared>, record: ConsumedRecord) -> Outc
         event_id: &event_id,
         labels: &labels,
         replay: get(headers::REPLAY_OF).is_some(),
+        reject: reject.as_deref(),
     };
     work.run(decoded).instrument(span).await
 }
@@ -205,6 +211,7 @@ struct Work<'a> {
     event_id: &'a str,
     labels: &'a Labels,
     replay: bool,
+    reject: Option<&'a str>,
 }
 
 impl Work<'_> {
@@ -223,6 +230,18 @@ impl Work<'_> {
                 Blocked::Queued { front } => return self.park(&front, false).await,
                 Blocked::Behind { front } => return self.park(&front, true).await,
             }
+        }
+        if let Some(reason) = self.reject {
+            let now = SystemTime::now();
+            let failure = Failure {
+                reason: reason.to_owned(),
+                error_chain: vec![reason.to_owned()],
+                attempts: 0,
+                first_failure: now,
+                last_failure: now,
+            };
+            let traceparent = decoded.ok().and_then(|e| e.traceparent);
+            return self.dead_letter(failure, traceparent.as_deref()).await;
         }
         let envelope = match decoded {
             Ok(e) => e,

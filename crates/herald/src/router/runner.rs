@@ -6,11 +6,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{sync::watch, task::JoinSet, time::MissedTickBehavior};
+use tokio::{
+    sync::watch,
+    task::JoinSet,
+    time::{Instant, MissedTickBehavior},
+};
 
 use super::{
     RouterError, RouterStats,
     process::{self, Outcome, Shared},
+    resequence::{Decisions, Stage},
 };
 use crate::transport::{CommitOffset, ConsumedRecord, Consumer, TopicPartition};
 
@@ -57,12 +62,18 @@ impl Track {
     }
 }
 
+/// A record on its way to a final outcome, with the reason to dead-letter it instead of
+/// handling it (a malformed or late sequence number).
+type Job = (ConsumedRecord, Option<String>);
+
 struct Runner<C> {
     shared: Arc<Shared>,
     consumer: C,
     tracks: HashMap<TopicPartition, Track>,
     /// Keys with a record being processed, and the records waiting behind it.
-    busy: HashMap<KeyId, VecDeque<ConsumedRecord>>,
+    busy: HashMap<KeyId, VecDeque<Job>>,
+    /// Records of resequenced topics waiting for their predecessors (polled, in flight).
+    stage: Option<Stage>,
     workers: JoinSet<(KeyId, TopicPartition, u64, Outcome)>,
     in_flight: usize,
     stats: RouterStats,
@@ -71,6 +82,7 @@ struct Runner<C> {
 pub(super) async fn run<C: Consumer>(
     shared: Arc<Shared>,
     consumer: C,
+    stage: Option<Stage>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<RouterStats, RouterError> {
     let mut runner = Runner {
@@ -78,6 +90,7 @@ pub(super) async fn run<C: Consumer>(
         consumer,
         tracks: HashMap::new(),
         busy: HashMap::new(),
+        stage,
         workers: JoinSet::new(),
         in_flight: 0,
         stats: RouterStats::default(),
@@ -89,6 +102,7 @@ pub(super) async fn run<C: Consumer>(
     let mut handle_alive = true;
     loop {
         let room = config.max_in_flight.saturating_sub(runner.in_flight);
+        let gap_deadline = runner.stage.as_ref().and_then(Stage::next_deadline);
         tokio::select! {
             biased;
             changed = stop.changed(), if handle_alive => {
@@ -101,6 +115,9 @@ pub(super) async fn run<C: Consumer>(
             Some(done) = runner.workers.join_next(), if !runner.workers.is_empty() => {
                 let done = done.map_err(|e| RouterError::Task(e.to_string()))?;
                 runner.complete(done, true);
+            }
+            _ = tokio::time::sleep_until(gap_deadline.unwrap_or_else(Instant::now)), if gap_deadline.is_some() => {
+                runner.expire_gaps();
             }
             _ = tick.tick() => runner.commit().await,
             polled = runner.consumer.poll(config.poll_batch.min(room)), if room > 0 => {
@@ -116,18 +133,50 @@ impl<C: Consumer> Runner<C> {
     fn dispatch(&mut self, records: Vec<ConsumedRecord>) {
         let assigned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
         self.forget_revoked(&assigned);
+        let now = Instant::now();
+        let mut decisions = Decisions::default();
         for record in records {
             let track = self.tracks.entry(record.topic_partition()).or_default();
             *track.pending.entry(record.offset).or_default() += 1;
             track.next = track.next.max(record.offset + 1);
             self.in_flight += 1;
-            let key = KeyId::of(&record);
-            match self.busy.get_mut(&key) {
-                Some(waiting) => waiting.push_back(record),
-                None => {
-                    self.busy.insert(key.clone(), VecDeque::new());
-                    self.spawn(key, record);
-                }
+            match &mut self.stage {
+                Some(stage) => stage.offer(record, now, &mut decisions),
+                None => self.enqueue((record, None)),
+            }
+        }
+        self.apply(decisions);
+    }
+
+    /// Gives up the sequence gaps that waited their timeout.
+    fn expire_gaps(&mut self) {
+        let mut decisions = Decisions::default();
+        if let Some(stage) = &mut self.stage {
+            stage.expire(Instant::now(), &mut decisions);
+        }
+        self.apply(decisions);
+    }
+
+    fn apply(&mut self, decisions: Decisions) {
+        for record in decisions.deliver {
+            self.enqueue((record, None));
+        }
+        for (record, reason) in decisions.reject {
+            self.enqueue((record, Some(reason)));
+        }
+        for (record, outcome) in decisions.settle {
+            self.settle(&record.topic_partition(), record.offset, outcome);
+        }
+    }
+
+    /// Starts `job` now, or queues it behind its key.
+    fn enqueue(&mut self, job: Job) {
+        let key = KeyId::of(&job.0);
+        match self.busy.get_mut(&key) {
+            Some(waiting) => waiting.push_back(job),
+            None => {
+                self.busy.insert(key.clone(), VecDeque::new());
+                self.spawn(key, job);
             }
         }
     }
@@ -143,25 +192,26 @@ impl<C: Consumer> Runner<C> {
                 waiting.clear();
             }
         }
+        if let Some(stage) = &mut self.stage {
+            dropped += stage.forget(|topic, partition| {
+                !assigned.contains(&TopicPartition::new(topic, partition))
+            });
+        }
         self.in_flight -= dropped;
     }
 
-    fn spawn(&mut self, key: KeyId, record: ConsumedRecord) {
+    fn spawn(&mut self, key: KeyId, (record, reject): Job) {
         let shared = self.shared.clone();
         self.workers.spawn(async move {
             let partition = record.topic_partition();
             let offset = record.offset;
-            let outcome = process::process(shared, record).await;
+            let outcome = process::process(shared, record, reject).await;
             (key, partition, offset, outcome)
         });
     }
 
-    /// Records a final outcome and starts the key's next record (unless stopping).
-    fn complete(
-        &mut self,
-        (key, tp, offset, outcome): (KeyId, TopicPartition, u64, Outcome),
-        go_on: bool,
-    ) {
+    /// Counts a final outcome and lets its offset be committed.
+    fn settle(&mut self, tp: &TopicPartition, offset: u64, outcome: Outcome) {
         self.in_flight -= 1;
         match outcome {
             Outcome::Handled => self.stats.handled += 1,
@@ -170,7 +220,7 @@ impl<C: Consumer> Runner<C> {
             Outcome::DeadLettered => self.stats.dead_lettered += 1,
             Outcome::Parked => self.stats.parked += 1,
         }
-        if let Some(track) = self.tracks.get_mut(&tp)
+        if let Some(track) = self.tracks.get_mut(tp)
             && let Some(count) = track.pending.get_mut(&offset)
         {
             *count -= 1;
@@ -178,8 +228,17 @@ impl<C: Consumer> Runner<C> {
                 track.pending.remove(&offset);
             }
         }
+    }
+
+    /// Records a final outcome and starts the key's next record (unless stopping).
+    fn complete(
+        &mut self,
+        (key, tp, offset, outcome): (KeyId, TopicPartition, u64, Outcome),
+        go_on: bool,
+    ) {
+        self.settle(&tp, offset, outcome);
         match self.busy.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(record) if go_on => self.spawn(key, record),
+            Some(job) if go_on => self.spawn(key, job),
             popped => {
                 let waiting = self.busy.remove(&key).map_or(0, |w| w.len());
                 self.in_flight -= waiting + usize::from(popped.is_some());
@@ -217,10 +276,14 @@ impl<C: Consumer> Runner<C> {
 
     /// Lets running handlers finish (within the grace period), then commits.
     async fn drain(&mut self) {
-        // Records waiting behind their key never started: leave them uncommitted.
+        // Records waiting behind their key or for their predecessors never started:
+        // leave them uncommitted.
         for waiting in self.busy.values_mut() {
             self.in_flight -= waiting.len();
             waiting.clear();
+        }
+        if let Some(stage) = &mut self.stage {
+            self.in_flight -= stage.forget(|_, _| true);
         }
         let grace = self.shared.config.shutdown_grace;
         let finished = tokio::time::timeout(grace, async {
