@@ -10,6 +10,8 @@ use crate::transport::BoxFuture;
 /// An inbox in Redis: one key per processed event, `herald:inbox:<group>:<event_id>`,
 /// set with `SET key 1 NX PX <retention>`, so marking is atomic (of many concurrent
 /// marks of one id exactly one returns `true`) and Redis forgets entries by itself.
+/// The parts are joined as they are: keep `:` out of group names, or a group `a:b` and
+/// a group `a` could share the key of event ids that collide (`b:c` and `c`).
 ///
 /// **Not transactional with the handler.** Redis cannot commit the mark together with
 /// the handler's writes elsewhere, so the router marks the event after the handler

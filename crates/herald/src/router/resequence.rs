@@ -25,12 +25,11 @@ pub(crate) type GapCallback = Arc<dyn Fn(&GapReport<EntityKey>) + Send + Sync>;
 /// What the runner does with records that leave the stage.
 #[derive(Default)]
 pub(crate) struct Decisions {
-    /// To the key queues, in this order.
-    pub(crate) deliver: Vec<ConsumedRecord>,
+    /// To the key queues, in this order: to be handled, or dead-lettered for the reason
+    /// given.
+    pub(crate) queue: Vec<(ConsumedRecord, Option<String>)>,
     /// Final without a handler.
     pub(crate) settle: Vec<(ConsumedRecord, Outcome)>,
-    /// To the key queues, to be dead-lettered for the reason given.
-    pub(crate) reject: Vec<(ConsumedRecord, String)>,
 }
 
 /// One resequencer per resequenced topic.
@@ -60,7 +59,7 @@ impl Stage {
     /// Passes `record` through, or holds it until its predecessors arrive.
     pub(crate) fn offer(&mut self, record: ConsumedRecord, now: Instant, out: &mut Decisions) {
         let Some(buffer) = self.topics.get_mut(&record.topic) else {
-            return out.deliver.push(record);
+            return out.queue.push((record, None));
         };
         // Control records and replays are not part of the entity's stream: an operator
         // replaying a dead letter wants it handled, whatever its number.
@@ -74,9 +73,9 @@ impl Stage {
             (Some(Ok(seq)), Some(key)) => (seq, key.clone()),
             (Some(Err(e)), _) => {
                 tracing::warn!(group = %self.group, topic = %record.topic, offset = record.offset, error = %e, "malformed sequence number; dead-lettering the event");
-                return out.reject.push((record, e.to_string()));
+                return out.queue.push((record, Some(e.to_string())));
             }
-            _ => return out.deliver.push(record),
+            _ => return out.queue.push((record, None)),
         };
         let entity = EntityKey {
             topic: record.topic.clone(),
@@ -124,7 +123,8 @@ impl Stage {
         for gap in &released.gaps {
             self.emit_gap(gap);
         }
-        out.deliver.extend(released.deliver);
+        out.queue
+            .extend(released.deliver.into_iter().map(|record| (record, None)));
         for record in released.duplicates {
             tracing::debug!(group = %self.group, topic = %record.topic, offset = record.offset, "sequence number already delivered; dropped");
             self.count(resequencer::DUPLICATES, &record.topic);
@@ -144,7 +144,7 @@ impl Stage {
                 }
                 GapPolicy::DeadLetter => {
                     tracing::warn!(group = %self.group, topic = %record.topic, offset = record.offset, "{reason}; dead-lettering the event");
-                    out.reject.push((record, reason));
+                    out.queue.push((record, Some(reason)));
                 }
             }
         }

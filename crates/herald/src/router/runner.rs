@@ -158,11 +158,8 @@ impl<C: Consumer> Runner<C> {
     }
 
     fn apply(&mut self, decisions: Decisions) {
-        for record in decisions.deliver {
-            self.enqueue((record, None));
-        }
-        for (record, reason) in decisions.reject {
-            self.enqueue((record, Some(reason)));
+        for job in decisions.queue {
+            self.enqueue(job);
         }
         for (record, outcome) in decisions.settle {
             self.settle(&record.topic_partition(), record.offset, outcome);
