@@ -84,6 +84,31 @@
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Moving to Kafka or Redpanda
+//!
+//! Routers, handlers, dead letters and the inbox only see the
+//! [`Transport`](transport::Transport) traits. When one process is not enough, run
+//! `herald serve` (or use an existing Apache Kafka or Redpanda cluster) and swap the
+//! transport; nothing else changes:
+//!
+//! ```no_run
+//! # #[cfg(feature = "kafka")]
+//! # fn main() -> Result<(), herald::transport::TransportError> {
+//! // let bus = EmbeddedTransport::open(dir.path())?;
+//! let bus = herald::KafkaTransport::connect("localhost:9092")?;
+//! # let _ = bus;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "kafka"))]
+//! # fn main() {}
+//! ```
+//!
+//! [`KafkaConfig`](transport::kafka::KafkaConfig) takes any librdkafka property for
+//! SASL, timeouts or compression. The Kafka transport is the cargo feature `kafka` (on by
+//! default; it builds the bundled librdkafka with `make`): without it the SDK needs no C
+//! toolchain. Keys land on the same partitions with every transport, so the move keeps
+//! per-key order.
 #![deny(missing_docs)]
 
 pub mod correlation;
@@ -110,4 +135,6 @@ pub use inbox::SqliteInbox;
 pub use inbox::{Inbox, InboxKey, MemoryInbox};
 pub use retry::{ErrorKind, HandlerError, Jitter, RetryPolicy};
 pub use router::{HandlerContext, Router, RouterConfig, RouterHandle, RouterStats};
+#[cfg(feature = "kafka")]
+pub use transport::kafka::KafkaTransport;
 pub use transport::{embedded::EmbeddedTransport, memory::MemoryTransport};

@@ -10,6 +10,9 @@
 //! - [`TopicReader`]: read any partition from any offset, outside any group (DLQ tools).
 //! - [`Admin`]: create topics with a partition count.
 //!
+//! The `kafka` transport (cargo feature `kafka`, on by default) implements the same
+//! traits on librdkafka, against `herald serve`, Apache Kafka or Redpanda.
+//!
 //! [`Transport`] is all four, implemented for every type that implements them.
 //!
 //! Keyed records go to `murmur2(key) mod partitions`, Kafka's default partitioner
@@ -17,6 +20,8 @@
 //! (or Kafka client) published it.
 
 pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod local;
 pub mod memory;
 mod partitioner;
@@ -201,6 +206,15 @@ pub enum TransportError {
     /// The transport was shut down.
     #[error("the transport is closed")]
     Closed,
+    /// A Kafka client request failed (the `kafka` transport): the broker refused it, it
+    /// timed out, or the client configuration is wrong.
+    #[error("{operation}: {message}")]
+    Kafka {
+        /// What the transport was doing, e.g. `publishing to orders`.
+        operation: Arc<str>,
+        /// The client's description of the failure, with the Kafka error name.
+        message: Arc<str>,
+    },
 }
 
 /// Result alias for transport operations.

@@ -56,6 +56,11 @@ pub trait Harness: Send + 'static {
     type T: Transport;
     fn transport(&self) -> Self::T;
     fn restart(&mut self) -> impl std::future::Future<Output = ()>;
+    /// The name a test uses for its topic or group `base`: `base` itself, unless the
+    /// transport is shared with other runs (an external Kafka cluster).
+    fn name(&self, base: &str) -> String {
+        base.to_owned()
+    }
 }
 
 pub struct MemoryHarness(MemoryTransport);
