@@ -1,5 +1,6 @@
-//! The router's telemetry: metrics read back through a recorder installed for this test
-//! binary, and one `tracing` span per handled event.
+//! The router's metrics, read back through a recorder installed for this test binary.
+//! (Spans are tested in `tracing_spans.rs`, a binary of their own: tracing caches each
+//! callsite's interest process-wide, so a span test must not share its process.)
 
 mod common;
 
@@ -122,69 +123,4 @@ async fn handled_failed_retried_and_dead_lettered_are_counted() {
         "one sample per attempt"
     );
     assert_eq!(telemetry::HANDLED, "herald_sdk_handled_total");
-}
-
-/// Collects the fields of every `herald.handle` span opened on this thread.
-#[derive(Default)]
-struct SpanCollector {
-    spans: Mutex<Vec<HashMap<String, String>>>,
-    next: AtomicU64,
-}
-
-struct Fields<'a>(&'a mut HashMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-impl tracing::Subscriber for SpanCollector {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        if attrs.metadata().name() == "herald.handle" {
-            let mut fields = HashMap::new();
-            attrs.record(&mut Fields(&mut fields));
-            self.spans.lock().unwrap().push(fields);
-        }
-        tracing::span::Id::from_u64(self.next.fetch_add(1, Ordering::SeqCst) + 1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {}
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-#[tokio::test(start_paused = true)]
-async fn every_handled_event_gets_a_span_with_its_coordinates() {
-    let collector = Arc::new(SpanCollector::default());
-    // A current-thread runtime runs every task on this thread, under this default.
-    let _guard = tracing::subscriber::set_default(collector.clone());
-    let t = MemoryTransport::new();
-    let router = Router::builder(t.clone(), "traced")
-        .on("orders", |_s: Step, _ctx: HandlerContext| async {
-            Ok::<(), HandlerError>(())
-        })
-        .start()
-        .await
-        .unwrap();
-    let events = [step("a", 0), step("b", 0)];
-    t.publish_envelopes("orders", &events).await.unwrap();
-    let tp = TopicPartition::new("orders", 0);
-    while t.committed("traced", &tp) != Some(2) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    router.shutdown().await.unwrap();
-    let spans = collector.spans.lock().unwrap();
-    assert_eq!(spans.len(), 2);
-    for (span, event) in spans.iter().zip(&events) {
-        assert_eq!(span["event.id"], event.id);
-        assert_eq!(span["event.type"], "test.step");
-        assert_eq!(span["group"], "traced");
-        assert_eq!(span["topic"], "orders");
-        assert_eq!(span["partition"], "0");
-    }
 }

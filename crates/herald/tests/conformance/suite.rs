@@ -266,8 +266,18 @@ pub(crate) async fn redelivery_after_crash<H: Harness>(mut h: H) {
             tx,
         )
         .await;
-        // Steps 0..3 of every key complete; later ones hang until the crash.
+        // Steps 0..3 of every key complete; later ones hang until the crash. Crash only
+        // once every key's step 3 is in flight, so that the crash interrupts work that must
+        // be redelivered (otherwise a commit could cover everything started so far).
         recv_n(&mut rx, 30).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while attempts.lock().unwrap().len() < 40 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "step 3 of every key starts"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         router.abort().await;
     }
     h.restart().await;
