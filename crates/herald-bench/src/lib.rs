@@ -27,9 +27,19 @@
 //! [`Log`]: herald_log::Log
 #![deny(missing_docs)]
 
+pub mod broker;
+pub mod chart;
+pub mod child;
+pub mod cli;
 pub mod disk;
+pub mod kafka;
+pub mod latency;
+pub mod peers;
+pub mod report;
 pub mod stats;
+pub mod suite;
 pub mod summary;
+pub mod target;
 pub mod workload;
 
 use std::{io, path::PathBuf};
@@ -41,6 +51,27 @@ pub enum BenchError {
     /// The log under test failed.
     #[error(transparent)]
     Log(#[from] herald_log::LogError),
+    /// The in-process broker failed to start, create a topic or stop.
+    #[error(transparent)]
+    Broker(#[from] herald_broker::BrokerError),
+    /// A system under test (or its client library) refused or failed an operation.
+    #[error("{system}: {op}: {message}")]
+    Client {
+        /// Which system: `herald-kafka`, `nats`, `redis`, `rabbitmq`, ...
+        system: String,
+        /// What the benchmark asked of it.
+        op: String,
+        /// The client's error, as text.
+        message: String,
+    },
+    /// A scenario did not finish within its bound (messages lost or a system stalled).
+    #[error("{what}: not finished after {after:?}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: std::time::Duration,
+    },
     /// A file operation of the benchmark itself (scratch directory, baseline file) failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -55,6 +86,19 @@ pub enum BenchError {
 }
 
 impl BenchError {
+    /// A [`BenchError::Client`] from any displayable client error.
+    pub fn client(
+        system: impl Into<String>,
+        op: impl Into<String>,
+        e: impl std::fmt::Display,
+    ) -> Self {
+        BenchError::Client {
+            system: system.into(),
+            op: op.into(),
+            message: e.to_string(),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         BenchError::Io {
             op,

@@ -1,0 +1,295 @@
+//! NATS JetStream through async-nats: one file-storage stream per benchmark stream (one
+//! subject of the same name), one durable pull consumer per group.
+//!
+//! Producers publish and keep up to [`PUBLISH_WINDOW`] acknowledgements outstanding
+//! (JetStream acknowledges a message once the stream has stored it). Consumers pull with
+//! a standing request of up to 1000 messages and acknowledge the last message of each
+//! poll with `AckPolicy::All`, which acknowledges everything before it too.
+//!
+//! Durability: by default JetStream syncs its files every two minutes
+//! (`sync_interval`); the matched mode is a server started by the benchmark with
+//! `sync_interval: always`, which syncs each write before acknowledging it.
+
+use std::{collections::VecDeque, path::Path, time::Duration};
+
+use async_nats::jetstream::{
+    self, Context,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    context::PublishAckFuture,
+    stream::{Config as StreamConfig, StorageType},
+};
+use futures_util::{FutureExt, StreamExt};
+use tokio::runtime::Runtime;
+
+use crate::{
+    BenchError, Result,
+    child::{ChildServer, find_program, free_port, version},
+    peers::runtime,
+    target::{Consumer, Producer, Profile, Target},
+};
+
+/// Acknowledgements a producer waits for at most at once.
+pub const PUBLISH_WINDOW: usize = 1024;
+/// Messages a consumer's standing pull request asks for.
+const PULL_BATCH: usize = 1000;
+
+fn nats_error(op: &str, e: impl std::fmt::Display) -> BenchError {
+    BenchError::client("nats", op, e)
+}
+
+/// JetStream on one server, in one durability mode.
+pub struct Nats {
+    runtime: Runtime,
+    js: Context,
+    label: String,
+    server: String,
+    _child: Option<ChildServer>,
+}
+
+impl Nats {
+    /// Connects to the server at `url` (default settings: `sync_interval` 2 min).
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::open(url, "default: sync every 2 min".into(), None)
+    }
+
+    /// Starts `nats-server` (`$HERALD_BENCH_NATS_SERVER` or on `PATH`) with JetStream in
+    /// `dir` and `sync_interval: always`, and connects to it.
+    pub fn start_sync_always(dir: &Path) -> Result<Self> {
+        let program = find_program("HERALD_BENCH_NATS_SERVER", "nats-server").ok_or_else(|| {
+            nats_error(
+                "start",
+                "no nats-server on PATH (set HERALD_BENCH_NATS_SERVER)",
+            )
+        })?;
+        let port = free_port()?;
+        let store = dir.join("jetstream");
+        let conf = dir.join("nats.conf");
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::io("create", dir, e))?;
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?}, sync_interval: always }}\n",
+                store.display().to_string()
+            ),
+        )
+        .map_err(|e| BenchError::io("write", &conf, e))?;
+        let child = ChildServer::start(
+            &program,
+            &["-c".into(), conf.display().to_string()],
+            dir,
+            port,
+        )
+        .map_err(|e| {
+            nats_error(
+                "start with sync_interval: always (needs nats-server 2.10 or later)",
+                e,
+            )
+        })?;
+        let label = format!(
+            "sync_interval: always, {}",
+            version(&program, "--version").unwrap_or_default()
+        );
+        Self::open(&format!("nats://127.0.0.1:{port}"), label, Some(child))
+    }
+
+    fn open(url: &str, label: String, child: Option<ChildServer>) -> Result<Self> {
+        let runtime = runtime("nats")?;
+        let client = runtime
+            .block_on(async_nats::connect(url))
+            .map_err(|e| nats_error(&format!("connect {url}"), e))?;
+        let server = client.server_info().version.clone();
+        // The context spawns its acknowledgement task on the current runtime.
+        let js = {
+            let _in_runtime = runtime.enter();
+            jetstream::new(client)
+        };
+        Ok(Self {
+            runtime,
+            js,
+            label,
+            server,
+            _child: child,
+        })
+    }
+}
+
+impl Target for Nats {
+    fn name(&self) -> String {
+        if self._child.is_some() {
+            "nats-jetstream (sync always)".into()
+        } else {
+            "nats-jetstream (default)".into()
+        }
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "nats-server {}, JetStream file storage, 1 replica, {}; async-nats, {} acks \
+             outstanding per producer; durable pull consumers, AckPolicy::All",
+            self.server, self.label, PUBLISH_WINDOW
+        )
+    }
+
+    fn fsync_before_ack(&self) -> bool {
+        self._child.is_some()
+    }
+
+    fn create_stream(&self, stream: &str, groups: &[String]) -> Result<()> {
+        self.runtime.block_on(async {
+            let _ = self.js.delete_stream(stream).await;
+            let s = self
+                .js
+                .create_stream(StreamConfig {
+                    name: stream.to_string(),
+                    subjects: vec![stream.to_string()],
+                    storage: StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| nats_error("create stream", e))?;
+            for group in groups {
+                s.create_consumer(pull::Config {
+                    durable_name: Some(group.clone()),
+                    ack_policy: AckPolicy::All,
+                    deliver_policy: DeliverPolicy::All,
+                    max_ack_pending: 1_000_000,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| nats_error("create consumer", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_stream(&self, stream: &str) -> Result<()> {
+        self.runtime
+            .block_on(self.js.delete_stream(stream))
+            .map_err(|e| nats_error("delete stream", e))?;
+        Ok(())
+    }
+
+    fn producer(&self, stream: &str, _profile: Profile) -> Result<Box<dyn Producer>> {
+        Ok(Box::new(NatsProducer {
+            runtime: self.runtime.handle().clone(),
+            js: self.js.clone(),
+            subject: stream.to_string(),
+            window: VecDeque::new(),
+            acked: 0,
+        }))
+    }
+
+    fn consumer(&self, stream: &str, group: &str) -> Result<Box<dyn Consumer>> {
+        let messages = self.runtime.block_on(async {
+            let s = self
+                .js
+                .get_stream(stream)
+                .await
+                .map_err(|e| nats_error("get stream", e))?;
+            let consumer: PullConsumer = s
+                .get_consumer(group)
+                .await
+                .map_err(|e| nats_error("get consumer", e))?;
+            consumer
+                .stream()
+                .max_messages_per_batch(PULL_BATCH)
+                .messages()
+                .await
+                .map_err(|e| nats_error("pull", e))
+        })?;
+        Ok(Box::new(NatsConsumer {
+            runtime: self.runtime.handle().clone(),
+            messages,
+        }))
+    }
+}
+
+struct NatsProducer {
+    runtime: tokio::runtime::Handle,
+    js: Context,
+    subject: String,
+    window: VecDeque<PublishAckFuture>,
+    acked: u64,
+}
+
+impl NatsProducer {
+    async fn settle_oldest(&mut self) -> Result<()> {
+        if let Some(ack) = self.window.pop_front() {
+            ack.await.map_err(|e| nats_error("publish ack", e))?;
+            self.acked += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Producer for NatsProducer {
+    fn send(&mut self, payloads: &[&[u8]]) -> Result<()> {
+        let runtime = self.runtime.clone();
+        runtime.block_on(async {
+            for payload in payloads {
+                while self.window.len() >= PUBLISH_WINDOW {
+                    self.settle_oldest().await?;
+                }
+                let ack = self
+                    .js
+                    .publish(self.subject.clone(), bytes::Bytes::copy_from_slice(payload))
+                    .await
+                    .map_err(|e| nats_error("publish", e))?;
+                self.window.push_back(ack);
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&mut self) -> Result<u64> {
+        let runtime = self.runtime.clone();
+        runtime.block_on(async {
+            while !self.window.is_empty() {
+                self.settle_oldest().await?;
+            }
+            Ok(self.acked)
+        })
+    }
+}
+
+struct NatsConsumer {
+    runtime: tokio::runtime::Handle,
+    messages: pull::Stream,
+}
+
+impl Consumer for NatsConsumer {
+    fn poll(&mut self, max_wait: Duration, on_message: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let runtime = self.runtime.clone();
+        runtime.block_on(async {
+            let mut n = 0;
+            let mut last = None;
+            let first = tokio::time::timeout(max_wait, self.messages.next()).await;
+            let mut next = match first {
+                Ok(item) => item,
+                Err(_) => return Ok(0),
+            };
+            loop {
+                match next {
+                    None => break,
+                    Some(Err(e)) => return Err(nats_error("receive", e)),
+                    Some(Ok(message)) => {
+                        on_message(&message.payload);
+                        n += 1;
+                        last = Some(message);
+                    }
+                }
+                if n >= PULL_BATCH {
+                    break;
+                }
+                match self.messages.next().now_or_never() {
+                    Some(item) => next = item,
+                    None => break,
+                }
+            }
+            if let Some(message) = last {
+                message.ack().await.map_err(|e| nats_error("ack", e))?;
+            }
+            Ok(n)
+        })
+    }
+}
