@@ -1,5 +1,6 @@
 //! The `herald` command line: `herald serve` runs the broker; `topics`, `groups`,
-//! `produce` and `tail` talk to a running one over its HTTP API.
+//! `produce` and `tail` talk to a running one over its HTTP API; `dlq` speaks the Kafka
+//! protocol through the SDK, so it also works against Kafka or Redpanda.
 //!
 //! Exit codes: 0 success, 1 runtime error (including a refused request), 2 usage or
 //! configuration error. Every error message says what to do next.
@@ -7,6 +8,7 @@
 
 mod client;
 mod commands;
+mod dlq;
 mod error;
 mod output;
 mod serve;
@@ -62,6 +64,12 @@ enum Command {
                             bytes that are not UTF-8 show as base64:... \
                             With --output json, one JSON object per line.")]
     Tail(TailArgs),
+    /// List, show, replay and discard a consumer group's dead letters (Kafka protocol:
+    /// --bootstrap, default 127.0.0.1:9092).
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +98,7 @@ fn main() -> ExitCode {
             Command::Groups { command } => commands::groups(command).await,
             Command::Produce(args) => commands::produce(args).await,
             Command::Tail(args) => commands::tail(args).await,
+            Command::Dlq { command } => dlq::dlq(command).await,
         }
     });
     match result {

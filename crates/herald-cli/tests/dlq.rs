@@ -1,0 +1,270 @@
+//! `herald dlq` as a user runs it: a broker started in-process on port 0, a poison event
+//! dead-lettered by an SDK router on the Kafka transport, then `list`, `show`, `replay`
+//! and `discard` through the binary, and the mistakes a user makes (no broker, unknown
+//! id, a filter-wide operation without `--yes`).
+
+use std::{
+    process::{Command, Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use herald::{
+    Envelope, Event, HandlerContext, HandlerError, KafkaTransport, RetryPolicy, Router,
+    transport::{Admin, PublisherExt, kafka::KafkaConfig},
+};
+use herald_broker::{Broker, BrokerConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Payment {
+    key: String,
+    cents: u32,
+}
+
+impl Event for Payment {
+    const TYPE: &'static str = "test.payment";
+    const VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+fn payment(key: &str, cents: u32) -> Envelope {
+    Envelope::from_event(
+        "urn:test",
+        &Payment {
+            key: key.into(),
+            cents,
+        },
+    )
+    .unwrap()
+}
+
+/// Runs `herald dlq ARGS --bootstrap ADDR` off the async runtime.
+async fn dlq(bootstrap: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(HERALD);
+    cmd.arg("dlq")
+        .args(args)
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .env_remove("HERALD_BOOTSTRAP")
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs a `herald dlq` command that must succeed; returns its stdout.
+async fn ok(bootstrap: &str, args: &[&str]) -> String {
+    let out = dlq(bootstrap, args).await;
+    assert!(
+        out.status.success(),
+        "herald dlq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Lists until the count line says `n` letters (the router writes them asynchronously).
+async fn wait_for_letters(bootstrap: &str, n: usize) -> String {
+    let want = format!("{n} dead letter(s)");
+    for _ in 0..120 {
+        let out = ok(
+            bootstrap,
+            &["list", "--topic", "payments", "--group", "ledger"],
+        )
+        .await;
+        if out.contains(&want) {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("never saw {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.group_initial_rebalance_delay_ms = 50;
+    config.group_min_session_timeout_ms = 1000;
+    let broker = Broker::start(config).await.unwrap();
+    let bootstrap = broker.kafka_addr().to_string();
+    let t = KafkaTransport::new(
+        KafkaConfig::new(bootstrap.clone())
+            .with_join_timeout(Duration::from_secs(30))
+            .set_consumer("session.timeout.ms", "6000")
+            .set_consumer("heartbeat.interval.ms", "100"),
+    )
+    .unwrap();
+    t.create_topic("payments", 1).await.unwrap();
+
+    // "bad" fails until it is fixed; "worse" always fails.
+    let fixed = Arc::new(AtomicBool::new(false));
+    let (tx, mut handled) = mpsc::unbounded_channel();
+    let is_fixed = fixed.clone();
+    let router = Router::builder(t.clone(), "ledger")
+        .retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(20), 2.0)
+                .with_max_elapsed(None),
+        )
+        .on("payments", move |p: Payment, ctx: HandlerContext| {
+            let (tx, is_fixed) = (tx.clone(), is_fixed.clone());
+            async move {
+                if p.key == "worse" || (p.key == "bad" && !is_fixed.load(Ordering::SeqCst)) {
+                    return Err(HandlerError::transient(std::io::Error::other(
+                        "card declined",
+                    )));
+                }
+                let _ = tx.send(ctx.envelope().id.clone());
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+
+    let good = payment("good", 1);
+    let poison = payment("bad", 2);
+    t.publish_envelopes("payments", &[good.clone(), poison.clone()])
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(60), handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, good.id);
+
+    let listed = wait_for_letters(&bootstrap, 1).await;
+    assert!(listed.contains(&poison.id), "{listed}");
+    assert!(listed.contains("card declined"), "{listed}");
+    assert!(listed.contains("payments/0:1"), "{listed}");
+    assert!(
+        listed.contains("1 dead letter(s): 1 failed, 0 parked"),
+        "{listed}"
+    );
+
+    let shown = ok(
+        &bootstrap,
+        &[
+            "show", &poison.id, "--topic", "payments", "--group", "ledger",
+        ],
+    )
+    .await;
+    assert!(shown.contains("attempts        2"), "{shown}");
+    assert!(shown.contains("  0: card declined"), "{shown}");
+    assert!(shown.contains(r#""key":"bad""#), "payload as text: {shown}");
+    assert!(shown.contains(&format!("ce_id={}", poison.id)), "{shown}");
+
+    let unknown = dlq(
+        &bootstrap,
+        &[
+            "show",
+            "no-such-id",
+            "--topic",
+            "payments",
+            "--group",
+            "ledger",
+        ],
+    )
+    .await;
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("herald dlq list --topic payments --group ledger"),
+        "{err}"
+    );
+
+    let unconfirmed = dlq(
+        &bootstrap,
+        &[
+            "replay", "--all", "--topic", "payments", "--group", "ledger",
+        ],
+    )
+    .await;
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    wait_for_letters(&bootstrap, 1).await;
+
+    fixed.store(true, Ordering::SeqCst);
+    let replayed = ok(
+        &bootstrap,
+        &[
+            "replay",
+            "--id",
+            &poison.id,
+            "--topic",
+            "payments",
+            "--group",
+            "ledger",
+            "--to-group-only",
+        ],
+    )
+    .await;
+    assert!(replayed.contains("matched 1, replayed 1"), "{replayed}");
+    let again = tokio::time::timeout(Duration::from_secs(60), handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, poison.id, "the replayed event keeps its id");
+    wait_for_letters(&bootstrap, 0).await;
+
+    let worse = payment("worse", 3);
+    t.publish_envelopes("payments", std::slice::from_ref(&worse))
+        .await
+        .unwrap();
+    let listed = wait_for_letters(&bootstrap, 1).await;
+    assert!(listed.contains(&worse.id), "{listed}");
+    let discarded = ok(
+        &bootstrap,
+        &[
+            "discard", "--reason", "declined", "--yes", "--topic", "payments", "--group", "ledger",
+        ],
+    )
+    .await;
+    assert!(discarded.contains("matched 1, discarded 1"), "{discarded}");
+    wait_for_letters(&bootstrap, 0).await;
+
+    router.shutdown().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_broker_the_error_says_how_to_start_one() {
+    // Bind and drop a listener: a port on which nothing listens.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = dlq(
+        &addr.to_string(),
+        &["list", "--topic", "payments", "--group", "ledger"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("no broker at {addr}")), "{err}");
+    assert!(err.contains("herald serve"), "{err}");
+}
+
+#[test]
+fn replay_without_a_selection_is_a_usage_error_before_any_connection() {
+    let out = Command::new(HERALD)
+        .args(["dlq", "replay", "--topic", "t", "--group", "g"])
+        .args(["--bootstrap", "127.0.0.1:1"])
+        .env_remove("HERALD_BOOTSTRAP")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--id ID, --all, or filters"), "{err}");
+}
