@@ -321,7 +321,7 @@ async fn selection(
     }
 }
 
-fn time(t: SystemTime) -> String {
+pub(crate) fn time(t: SystemTime) -> String {
     let ms = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
@@ -330,7 +330,7 @@ fn time(t: SystemTime) -> String {
 }
 
 /// Bytes as UTF-8 text, or `base64:...` when they are not.
-fn text(b: Option<&[u8]>) -> String {
+pub(crate) fn text(b: Option<&[u8]>) -> String {
     match b {
         None => "null".into(),
         Some(b) => match std::str::from_utf8(b) {
@@ -343,7 +343,7 @@ fn text(b: Option<&[u8]>) -> String {
     }
 }
 
-fn kind(k: DeadLetterKind) -> &'static str {
+pub(crate) fn kind_name(k: DeadLetterKind) -> &'static str {
     match k {
         DeadLetterKind::Failed => "failed",
         DeadLetterKind::Parked => "parked",
@@ -358,7 +358,7 @@ fn print_list(letters: &[DeadLetter]) {
                 l.event_id.clone(),
                 l.letter_id(),
                 text(l.key.as_deref()),
-                kind(l.kind).into(),
+                kind_name(l.kind).into(),
                 l.failure.reason.clone(),
                 l.failure.attempts.to_string(),
                 time(l.failure.first_failure),
@@ -402,7 +402,7 @@ fn print_letter(topic: &str, l: &DeadLetter) {
     };
     line("id", &l.event_id);
     line("letter", &format!("{topic}:{}", l.letter_id()));
-    line("kind", kind(l.kind));
+    line("kind", kind_name(l.kind));
     line("group", &l.group);
     line(
         "original",
@@ -435,7 +435,7 @@ fn print_letter(topic: &str, l: &DeadLetter) {
 }
 
 /// Parses an RFC 3339 time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`.
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_time(s: &str) -> Result<SystemTime, String> {
     let bad = || format!("{s:?} is not an RFC 3339 time like 2024-05-01T12:30:00Z");
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Result<i64, String> {

@@ -14,6 +14,7 @@ use std::{
 
 use herald::{
     Envelope, Event, HandlerContext, HandlerError, KafkaTransport, RetryPolicy, Router,
+    RouterHandle,
     transport::{Admin, PublisherExt, kafka::KafkaConfig},
 };
 use herald_broker::{Broker, BrokerConfig};
@@ -89,26 +90,28 @@ async fn wait_for_letters(bootstrap: &str, n: usize) -> String {
     panic!("never saw {want}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    config.group_initial_rebalance_delay_ms = 50;
-    config.group_min_session_timeout_ms = 1000;
-    let broker = Broker::start(config).await.unwrap();
-    let bootstrap = broker.kafka_addr().to_string();
-    let t = KafkaTransport::new(
-        KafkaConfig::new(bootstrap.clone())
+/// A Kafka transport on `bootstrap` with fast rebalances.
+fn transport(bootstrap: &str) -> KafkaTransport {
+    KafkaTransport::new(
+        KafkaConfig::new(bootstrap)
             .with_join_timeout(Duration::from_secs(30))
             .set_consumer("session.timeout.ms", "6000")
             .set_consumer("heartbeat.interval.ms", "100"),
     )
-    .unwrap();
-    t.create_topic("payments", 1).await.unwrap();
+    .unwrap()
+}
 
-    // "bad" fails until it is fixed; "worse" always fails.
+/// Group `ledger` on `payments`: key "bad" fails until the flag is set, "worse" always
+/// fails (two attempts, then a dead letter); handled event ids go to the receiver.
+async fn ledger(
+    t: &KafkaTransport,
+) -> (
+    RouterHandle,
+    Arc<AtomicBool>,
+    mpsc::UnboundedReceiver<String>,
+) {
     let fixed = Arc::new(AtomicBool::new(false));
-    let (tx, mut handled) = mpsc::unbounded_channel();
+    let (tx, handled) = mpsc::unbounded_channel();
     let is_fixed = fixed.clone();
     let router = Router::builder(t.clone(), "ledger")
         .retry(
@@ -132,6 +135,21 @@ async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
         .start()
         .await
         .unwrap();
+    (router, fixed, handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.group_initial_rebalance_delay_ms = 50;
+    config.group_min_session_timeout_ms = 1000;
+    let broker = Broker::start(config).await.unwrap();
+    let bootstrap = broker.kafka_addr().to_string();
+    let t = transport(&bootstrap);
+    t.create_topic("payments", 1).await.unwrap();
+
+    let (router, fixed, mut handled) = ledger(&t).await;
 
     let good = payment("good", 1);
     let poison = payment("bad", 2);
@@ -267,4 +285,189 @@ fn replay_without_a_selection_is_a_usage_error_before_any_connection() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--id ID, --all, or filters"), "{err}");
+}
+
+/// A running `herald serve` on port 0, killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    http: String,
+    kafka: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(HERALD)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--kafka-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("HERALD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.starts_with("herald ready ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("herald serve prints its ready line");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+                .to_string()
+        };
+        Serve {
+            http: format!("http://{}", field("http")),
+            kafka: field("kafka"),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lists through the HTTP API until `count` is `n`; returns the answer.
+async fn wait_for_http_letters(http: &reqwest::Client, url: &str, n: u64) -> serde_json::Value {
+    for _ in 0..120 {
+        let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        if v["count"] == n {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("never saw {n} letters at {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_lists_shows_replays_and_discards_dead_letters() {
+    let serve = Serve::start();
+    let t = transport(&serve.kafka);
+    t.create_topic("payments", 1).await.unwrap();
+    let (router, fixed, mut handled) = ledger(&t).await;
+    let poison = payment("bad", 1);
+    let worse = payment("worse", 2);
+    t.publish_envelopes("payments", &[poison.clone(), worse.clone()])
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let base = format!("{}/api/v1/dlq/payments/ledger", serve.http);
+    let listed = wait_for_http_letters(&http, &base, 2).await;
+    assert_eq!(listed["dlq_topic"], "payments.ledger.dlq");
+    assert_eq!(
+        (listed["failed"].clone(), listed["parked"].clone()),
+        (2.into(), 0.into())
+    );
+    assert_eq!(listed["letters"][0]["id"], poison.id.as_str());
+    assert_eq!(listed["letters"][0]["attempts"], 2);
+    let filtered: serde_json::Value = http
+        .get(format!("{base}?key=worse"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["count"], 1);
+    assert_eq!(filtered["letters"][0]["id"], worse.id.as_str());
+
+    let shown: serde_json::Value = http
+        .get(format!("{base}/{}", poison.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["error_chain"], serde_json::json!(["card declined"]));
+    assert_eq!(shown["original"]["topic"], "payments");
+    assert!(
+        shown["payload"]
+            .as_str()
+            .unwrap()
+            .contains(r#""key":"bad""#)
+    );
+
+    let missing = http.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error_code"], 40405);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /api/v1/dlq/payments/ledger")
+    );
+
+    let unselected = http
+        .post(format!("{base}/replay"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unselected.status(), 400);
+    let body: serde_json::Value = unselected.json().await.unwrap();
+    assert_eq!(body["error_code"], 40002);
+
+    fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let replayed: serde_json::Value = http
+        .post(format!("{base}/replay"))
+        .json(&serde_json::json!({ "ids": [poison.id], "target": "group" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed,
+        serde_json::json!({ "matched": 1, "replayed": 1, "discarded": 0 })
+    );
+    let again = tokio::time::timeout(Duration::from_secs(60), handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, poison.id, "the replayed event keeps its id");
+
+    let discarded: serde_json::Value = http
+        .post(format!("{base}/discard"))
+        .json(&serde_json::json!({ "filter": { "reason": "declined" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discarded,
+        serde_json::json!({ "matched": 1, "replayed": 0, "discarded": 1 })
+    );
+    wait_for_http_letters(&http, &base, 0).await;
+    router.shutdown().await.unwrap();
 }

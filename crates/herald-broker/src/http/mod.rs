@@ -179,6 +179,13 @@ impl HttpServer {
     /// Binds the listener and starts serving. Until [`set_ready`](Self::set_ready),
     /// `/ready` and the API answer 503.
     pub async fn bind(config: HttpConfig) -> Result<Self, HttpError> {
+        Self::bind_with_routes(config, Router::new()).await
+    }
+
+    /// Like [`bind`](Self::bind), also serving `extra`: routes that a binary mounts beside
+    /// the broker's (full paths, e.g. `/api/v1/dlq/...`; no fallback of their own). The
+    /// body limit applies to them too. `herald serve` mounts the dead-letter API this way.
+    pub async fn bind_with_routes(config: HttpConfig, extra: Router) -> Result<Self, HttpError> {
         let bind_err = |source| HttpError::Bind {
             addr: config.listen,
             source,
@@ -192,7 +199,7 @@ impl HttpServer {
             round_robin: Mutex::new(HashMap::new()),
             stop: stop_rx.clone(),
         });
-        let app = router(shared.clone(), config.max_body_bytes);
+        let app = router(shared.clone(), config.max_body_bytes, extra);
         let mut stop = stop_rx;
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -248,7 +255,7 @@ impl Drop for HttpServer {
     }
 }
 
-fn router(shared: AppState, max_body_bytes: usize) -> Router {
+fn router(shared: AppState, max_body_bytes: usize, extra: Router) -> Router {
     let api = Router::new()
         .route("/topics", get(topics::list).post(topics::create))
         .route(
@@ -270,8 +277,9 @@ fn router(shared: AppState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(shared)
+        .merge(extra)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
 async fn health() -> Json<serde_json::Value> {

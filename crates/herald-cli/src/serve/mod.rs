@@ -3,6 +3,7 @@
 //! requests, requests in flight finish), then the broker (connections drain, logs are
 //! synced and closed).
 
+mod dlq_api;
 mod settings;
 
 use std::{
@@ -35,7 +36,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging(config.log_level.as_deref())?;
     let _lock = lock_data_dir(&config.broker.data_dir)?;
 
-    let http = HttpServer::bind(config.http.clone())
+    let dlq = dlq_api::DlqState::default();
+    let http = HttpServer::bind_with_routes(config.http.clone(), dlq_api::routes(dlq.clone()))
         .await
         .map_err(|e| match e {
             HttpError::Bind { addr, source } => in_use(addr, "HTTP", "--http-listen", source),
@@ -45,6 +47,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| broker_error(e, &config))?;
     http.set_ready(handle.broker().clone());
+    // The dead-letter routes are a Kafka client of this very broker.
+    let transport = herald::KafkaTransport::new(
+        herald::transport::kafka::KafkaConfig::new(handle.kafka_addr().to_string())
+            .with_client_id("herald-http-dlq"),
+    )
+    .map_err(|e| CliError::runtime(format!("cannot create the dead-letter API's client: {e}")))?;
+    dlq.set(Some(transport));
     tracing::info!(
         registry_listen = %config.registry_listen,
         "the schema registry is not served yet; registry_listen is kept for it and not bound"
@@ -59,6 +68,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     wait_for_signal().await?;
     tracing::info!("shutting down: finishing requests in flight");
     http.shutdown().await;
+    // Its client goes before the broker it talks to.
+    dlq.set(None);
     handle
         .shutdown()
         .await

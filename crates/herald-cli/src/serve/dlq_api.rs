@@ -1,0 +1,312 @@
+//! The dead-letter routes of the HTTP API: `/api/v1/dlq/{topic}/{group}[/{id}|/replay|
+//! /discard]`.
+//!
+//! They live in the binary, not in herald-broker: the broker stays free of the SDK, and
+//! the routes go through the SDK's public [`DeadLetterQueue`] on a [`KafkaTransport`]
+//! pointed at the broker's own Kafka listener, exactly as an external tool would. The
+//! transport is set once the broker has bound its listener; until then (and after
+//! shutdown begins) the routes answer 503.
+
+use std::sync::{Arc, RwLock};
+
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::StatusCode,
+    routing::{get, post},
+};
+use herald::{
+    DeadLetter, DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
+    dlq::{DeadLetterKind, DlqCounts},
+};
+use herald_broker::http::{ApiError, error::codes};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::dlq::{kind_name, parse_time, text, time};
+
+/// `error_code` of an id that names no unresolved dead letter.
+pub(crate) const UNKNOWN_DEAD_LETTER: u32 = 40405;
+
+/// The transport the routes use, once the broker listens.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DlqState(Arc<RwLock<Option<KafkaTransport>>>);
+
+impl DlqState {
+    /// Serves the routes through `transport` from now on (`None`: answer 503).
+    pub(crate) fn set(&self, transport: Option<KafkaTransport>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = transport;
+    }
+
+    fn queue(&self, topic: &str, group: &str) -> Result<DeadLetterQueue<KafkaTransport>, ApiError> {
+        let transport = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "the broker is starting or shutting down",
+                )
+            })?;
+        Ok(DeadLetterQueue::new(transport, topic, group))
+    }
+}
+
+/// The routes, with full paths, for [`HttpServer::bind_with_routes`](herald_broker::http::HttpServer::bind_with_routes).
+pub(crate) fn routes(state: DlqState) -> Router {
+    Router::new()
+        .route("/api/v1/dlq/{topic}/{group}", get(list))
+        .route("/api/v1/dlq/{topic}/{group}/replay", post(replay))
+        .route("/api/v1/dlq/{topic}/{group}/discard", post(discard))
+        .route("/api/v1/dlq/{topic}/{group}/{id}", get(show))
+        .with_state(state)
+}
+
+/// Filters, as query parameters of a list or fields of a replay or discard body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterParams {
+    /// Reason contains this text.
+    reason: Option<String>,
+    /// Record key (UTF-8).
+    key: Option<String>,
+    /// Last failure at or after (RFC 3339).
+    since: Option<String>,
+    /// Last failure before (RFC 3339).
+    until: Option<String>,
+    /// `failed` or `parked`.
+    kind: Option<String>,
+}
+
+impl FilterParams {
+    fn is_empty(&self) -> bool {
+        self.reason.is_none()
+            && self.key.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.kind.is_none()
+    }
+
+    fn to_filter(&self) -> Result<DeadLetterFilter, ApiError> {
+        let at = |v: &Option<String>, name: &str| {
+            v.as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(|e| bad(format!("{name}: {e}")))
+        };
+        let mut f =
+            DeadLetterFilter::all().between(at(&self.since, "since")?, at(&self.until, "until")?);
+        if let Some(r) = &self.reason {
+            f = f.reason_contains(r.clone());
+        }
+        if let Some(k) = &self.key {
+            f = f.key(k.clone().into_bytes());
+        }
+        f.kind = match self.kind.as_deref() {
+            None => None,
+            Some("failed") => Some(DeadLetterKind::Failed),
+            Some("parked") => Some(DeadLetterKind::Parked),
+            Some(other) => return Err(bad(format!("kind {other:?} is not failed or parked"))),
+        };
+        Ok(f)
+    }
+}
+
+/// The body of a replay or discard: ids, or `all`, or a filter.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    /// Event ids of the letters.
+    #[serde(default)]
+    ids: Vec<String>,
+    /// Every unresolved letter.
+    #[serde(default)]
+    all: bool,
+    /// Conditions on the letters.
+    #[serde(default)]
+    filter: FilterParams,
+    /// Replay only: `group` (only the dead letter's group handles the events) or `all`
+    /// (the default: every group on the topic).
+    target: Option<String>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_PARAMETER, message)
+}
+
+fn failed(e: herald::dlq::DlqError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL,
+        format!("dead-letter operation failed: {e}"),
+    )
+}
+
+fn path(p: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), ApiError> {
+    p.map(|Path(v)| v).map_err(|e| bad(e.body_text()))
+}
+
+fn unknown(topic: &str, group: &str, id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        UNKNOWN_DEAD_LETTER,
+        format!(
+            "no unresolved dead letter {id:?} of group {group:?} for topic {topic:?}: \
+             GET /api/v1/dlq/{topic}/{group} lists them"
+        ),
+    )
+}
+
+/// A letter as JSON: bytes as UTF-8 text, or `base64:...` when they are not.
+fn letter_json(l: &DeadLetter) -> Value {
+    json!({
+        "id": l.event_id,
+        "letter": l.letter_id(),
+        "kind": kind_name(l.kind),
+        "group": l.group,
+        "key": l.key.as_deref().map(|k| text(Some(k))),
+        "reason": l.failure.reason,
+        "error_chain": l.failure.error_chain,
+        "attempts": l.failure.attempts,
+        "first_failure": time(l.failure.first_failure),
+        "last_failure": time(l.failure.last_failure),
+        "blocked_by": l.blocked_by,
+        "traceparent": l.traceparent,
+        "original": {
+            "topic": l.original_topic,
+            "partition": l.original_partition,
+            "offset": l.original_offset,
+        },
+        "headers": l.headers.iter()
+            .map(|h| json!({ "key": h.key, "value": h.value.as_deref().map(|v| text(Some(v))) }))
+            .collect::<Vec<_>>(),
+        "payload": l.value.as_deref().map(|v| text(Some(v))),
+    })
+}
+
+fn counts_json(c: DlqCounts) -> Json<Value> {
+    Json(json!({ "matched": c.matched, "replayed": c.replayed, "discarded": c.discarded }))
+}
+
+async fn list(
+    State(state): State<DlqState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<FilterParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (topic, group) = path(p)?;
+    let Query(params) = q.map_err(|e| bad(e.body_text()))?;
+    let queue = state.queue(&topic, &group)?;
+    let letters = queue.list(&params.to_filter()?).await.map_err(failed)?;
+    let failed_n = letters
+        .iter()
+        .filter(|l| l.kind == DeadLetterKind::Failed)
+        .count();
+    Ok(Json(json!({
+        "topic": topic,
+        "group": group,
+        "dlq_topic": queue.topic(),
+        "count": letters.len(),
+        "failed": failed_n,
+        "parked": letters.len() - failed_n,
+        "letters": letters.iter().map(letter_json).collect::<Vec<_>>(),
+    })))
+}
+
+async fn show(
+    State(state): State<DlqState>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path((topic, group, id)) = p.map_err(|e| bad(e.body_text()))?;
+    let queue = state.queue(&topic, &group)?;
+    let letters = queue.list(&DeadLetterFilter::all()).await.map_err(failed)?;
+    letters
+        .iter()
+        .find(|l| l.event_id == id || l.letter_id() == id)
+        .map(|l| Json(letter_json(l)))
+        .ok_or_else(|| unknown(&topic, &group, &id))
+}
+
+/// The filters a replay or discard runs: one per id, or the body's filter.
+async fn selection(
+    queue: &DeadLetterQueue<KafkaTransport>,
+    topic: &str,
+    group: &str,
+    body: &ResolveBody,
+) -> Result<Vec<DeadLetterFilter>, ApiError> {
+    if !body.ids.is_empty() {
+        if body.all || !body.filter.is_empty() {
+            return Err(bad("give ids, or all, or a filter: not several"));
+        }
+        let letters = queue.list(&DeadLetterFilter::all()).await.map_err(failed)?;
+        return body
+            .ids
+            .iter()
+            .map(|id| {
+                if letters.iter().any(|l| l.event_id == *id) {
+                    Ok(DeadLetterFilter::event(id.clone()))
+                } else {
+                    Err(unknown(topic, group, id))
+                }
+            })
+            .collect();
+    }
+    if !body.all && body.filter.is_empty() {
+        return Err(bad(
+            "say which letters: \"ids\": [...], \"all\": true, or a \"filter\"",
+        ));
+    }
+    Ok(vec![body.filter.to_filter()?])
+}
+
+fn body(b: Result<Json<ResolveBody>, JsonRejection>) -> Result<ResolveBody, ApiError> {
+    b.map(|Json(b)| b)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BODY, e.body_text()))
+}
+
+async fn replay(
+    State(state): State<DlqState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Result<Json<ResolveBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (topic, group) = path(p)?;
+    let body = body(b)?;
+    let target = match body.target.as_deref() {
+        None | Some("all") => ReplayTarget::AllGroups,
+        Some("group") => ReplayTarget::OwnGroup,
+        Some(other) => return Err(bad(format!("target {other:?} is not group or all"))),
+    };
+    let queue = state.queue(&topic, &group)?;
+    let mut total = DlqCounts::default();
+    for filter in selection(&queue, &topic, &group, &body).await? {
+        let c = queue.replay(&filter, target).await.map_err(failed)?;
+        total.matched += c.matched;
+        total.replayed += c.replayed;
+    }
+    Ok(counts_json(total))
+}
+
+async fn discard(
+    State(state): State<DlqState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Result<Json<ResolveBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (topic, group) = path(p)?;
+    let body = body(b)?;
+    if body.target.is_some() {
+        return Err(bad("target applies to replay only"));
+    }
+    let queue = state.queue(&topic, &group)?;
+    let mut total = DlqCounts::default();
+    for filter in selection(&queue, &topic, &group, &body).await? {
+        let c = queue.discard(&filter).await.map_err(failed)?;
+        total.matched += c.matched;
+        total.discarded += c.discarded;
+    }
+    Ok(counts_json(total))
+}
