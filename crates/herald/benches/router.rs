@@ -1,0 +1,202 @@
+//! Router overhead: 1 KiB events end to end through the embedded transport (publish →
+//! router with retry and the in-memory inbox → handler), against raw herald-log append and
+//! read-back of the same record bytes, in the same run and on the same disk.
+//!
+//! Both sides use the default log configuration (group commit), append in batches of
+//! [`BATCH`] records and decode every record on the way back. Criterion reports each side;
+//! at the end the bench prints the median throughput of both and their ratio
+//! (router / raw; the target is ≥ 0.75, i.e. at most 25% overhead).
+//!
+//! `cargo bench -p herald --bench router --no-default-features`
+// why: `criterion_group!` generates an undocumented function.
+#![allow(missing_docs)]
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use herald::{
+    EmbeddedTransport, Envelope, Event, HandlerContext, MemoryInbox, RetryPolicy, Router,
+    transport::{Admin, OutgoingRecord, Publisher},
+};
+use herald_log::{
+    Log, LogConfig,
+    records::{BatchBuilder, Compression, Header, decode_batch},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// Records per publish call and per raw batch.
+const BATCH: usize = 100;
+
+/// The benchmark event: about 1 KiB of JSON payload.
+#[derive(Serialize, Deserialize)]
+struct Blob {
+    key: String,
+    body: String,
+}
+
+impl Event for Blob {
+    const TYPE: &'static str = "bench.blob";
+    const VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// `n` fresh 1 KiB events as records (new ids each time: the inbox must not skip them).
+fn records(n: u64) -> Vec<OutgoingRecord> {
+    let body = "x".repeat(1000);
+    (0..n)
+        .map(|i| {
+            Envelope::from_event(
+                "urn:bench",
+                &Blob {
+                    key: format!("k{}", i % 64),
+                    body: body.clone(),
+                },
+            )
+            .expect("serializes")
+            .to_record()
+        })
+        .collect()
+}
+
+/// Per-event times of each side, for the closing ratio.
+#[derive(Default)]
+struct Samples {
+    router: Vec<f64>,
+    raw: Vec<f64>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Publishes `iters` events through the embedded transport and waits for the router's
+/// handler to see all of them; the router starts before the clock and stops after it.
+fn router_run(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let batch = records(iters);
+    rt.block_on(async {
+        let t = EmbeddedTransport::open(dir.path()).expect("open");
+        t.create_topic("bench", 1).await.expect("topic");
+        let seen = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(Notify::new());
+        let (s, d) = (seen.clone(), done.clone());
+        let router = Router::builder(t.clone(), "bench")
+            .retry(RetryPolicy::default())
+            .inbox(Arc::new(MemoryInbox::new()))
+            .on("bench", move |_: Blob, _: HandlerContext| {
+                let (s, d) = (s.clone(), d.clone());
+                async move {
+                    if s.fetch_add(1, Ordering::Relaxed) + 1 == iters {
+                        d.notify_one();
+                    }
+                    Ok(())
+                }
+            })
+            .start()
+            .await
+            .expect("router starts");
+        let start = Instant::now();
+        let mut batch = batch;
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(BATCH));
+            t.publish("bench", batch).await.expect("publish");
+            batch = rest;
+        }
+        done.notified().await;
+        let elapsed = start.elapsed();
+        router.shutdown().await.expect("router stops");
+        elapsed
+    })
+}
+
+/// Appends the same records to a raw herald-log in batches of [`BATCH`], then reads and
+/// decodes them all back.
+fn raw_run(iters: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recs = records(iters);
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let start = Instant::now();
+    for chunk in recs.chunks(BATCH) {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for r in chunk {
+            let headers: Vec<Header> = r
+                .headers
+                .iter()
+                .map(|h| Header {
+                    key: h.key.clone(),
+                    value: h.value.clone(),
+                })
+                .collect();
+            builder.push(0, r.key.as_deref(), r.value.as_deref(), &headers);
+        }
+        let mut bytes = builder.build().expect("batch");
+        log.append(&mut bytes).expect("append");
+    }
+    let mut next = 0;
+    let mut decoded = 0u64;
+    while next < iters {
+        let read = log.read(next, 1 << 20).expect("read");
+        let batches = herald_log::batch::validate_all(&read.bytes).expect("batches");
+        for (at, header) in batches {
+            let batch = decode_batch(&read.bytes[at..at + header.total_len()]).expect("decode");
+            decoded += batch.records.len() as u64;
+            next = (header.last_offset() + 1) as u64;
+        }
+    }
+    assert_eq!(decoded, iters);
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let mut group = c.benchmark_group("sdk_router_1KiB");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    let s = samples.clone();
+    group.bench_function("raw_log_append_read", |b| {
+        b.iter_custom(|iters| {
+            let d = raw_run(iters.max(BATCH as u64));
+            let per = d.as_secs_f64() / iters.max(BATCH as u64) as f64;
+            s.lock().unwrap().raw.push(per);
+            d.mul_f64(iters as f64 / iters.max(BATCH as u64) as f64)
+        })
+    });
+    let s = samples.clone();
+    group.bench_function("router_embedded_retry_inbox", |b| {
+        b.iter_custom(|iters| {
+            let n = iters.max(BATCH as u64);
+            let d = router_run(&rt, n);
+            s.lock().unwrap().router.push(d.as_secs_f64() / n as f64);
+            d.mul_f64(iters as f64 / n as f64)
+        })
+    });
+    group.finish();
+    let mut s = samples.lock().unwrap();
+    let raw = 1.0 / median(&mut s.raw);
+    let router = 1.0 / median(&mut s.router);
+    println!(
+        "sdk router, 1 KiB events: raw herald-log {raw:.0} events/s, router {router:.0} \
+         events/s, ratio {:.2} (target >= 0.75)",
+        router / raw
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
