@@ -476,7 +476,10 @@ async fn live_broker_survives_mutated_requests() {
     huge.extend_from_slice(&14i32.to_be_bytes());
     huge.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 7, 0xff, 0xff]);
     huge.extend_from_slice(&i32::MAX.to_be_bytes());
-    assert!(send(addr, &huge).await, "the huge-count request is refused at once");
+    assert!(
+        send(addr, &huge).await,
+        "the huge-count request is refused at once"
+    );
     let mut rng = Rng(0x6c69_7665_2d31);
     let budget = Duration::from_secs(20);
     let start = Instant::now();
