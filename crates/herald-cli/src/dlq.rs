@@ -434,76 +434,11 @@ fn print_letter(topic: &str, l: &DeadLetter) {
     let _ = writeln!(out, "{}", text(l.value.as_deref()));
 }
 
-/// Parses an RFC 3339 time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`.
+/// Parses an RFC 3339 time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`, with the
+/// SDK's parser (the one that reads CloudEvents `time` attributes).
 pub(crate) fn parse_time(s: &str) -> Result<SystemTime, String> {
-    let bad = || format!("{s:?} is not an RFC 3339 time like 2024-05-01T12:30:00Z");
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Result<i64, String> {
-        let part = b.get(from..from + len).ok_or_else(bad)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return Err(bad());
-        }
-        Ok(part.iter().fold(0, |a, d| a * 10 + i64::from(d - b'0')))
-    };
-    let sep = |at: usize, allowed: &[u8]| match b.get(at) {
-        Some(c) if allowed.contains(c) => Ok(()),
-        _ => Err(bad()),
-    };
-    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    sep(4, b"-")?;
-    sep(7, b"-")?;
-    sep(10, b"Tt ")?;
-    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    sep(13, b":")?;
-    sep(16, b":")?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return Err(bad());
-    }
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 9 {
-                nanos = nanos * 10 + u32::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        for _ in (i - start).min(9)..9 {
-            nanos *= 10;
-        }
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(c @ (b'+' | b'-')) if i + 6 == b.len() => {
-            sep(i + 3, b":")?;
-            let o = num(i + 1, 2)? * 3600 + num(i + 4, 2)? * 60;
-            if *c == b'+' { o } else { -o }
-        }
-        _ => return Err(bad()),
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let base = if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    };
-    Ok(base + Duration::from_nanos(u64::from(nanos)))
-}
-
-/// Howard Hinnant's civil-date-to-days algorithm (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    herald::rfc3339::parse(s)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2024-05-01T12:30:00Z ({e})"))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 mod index;
 mod log;
+pub mod partitioner;
 pub mod records;
 mod recovery;
 mod segment;

@@ -118,7 +118,7 @@ pub mod event;
 pub mod inbox;
 pub mod resequencer;
 pub mod retry;
-mod rfc3339;
+pub mod rfc3339;
 pub mod router;
 pub mod telemetry;
 pub mod transport;

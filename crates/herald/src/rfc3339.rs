@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `time` as an RFC 3339 UTC timestamp, e.g. `2024-05-01T12:30:00.25Z`.
-pub(crate) fn format(time: SystemTime) -> String {
+pub fn format(time: SystemTime) -> String {
     let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
         Err(e) => {
@@ -39,7 +39,7 @@ pub(crate) fn format(time: SystemTime) -> String {
 }
 
 /// Parses an RFC 3339 timestamp (`date-time` of section 5.6), returning what is wrong.
-pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
+pub fn parse(s: &str) -> Result<SystemTime, String> {
     let b = s.as_bytes();
     let digits = |from: usize, len: usize| -> Result<i64, String> {
         let part = b

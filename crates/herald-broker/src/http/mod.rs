@@ -37,7 +37,6 @@
 pub mod error;
 mod groups;
 mod metrics;
-mod partitioner;
 mod records;
 mod topics;
 
@@ -59,7 +58,6 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::broker::Broker;
 pub use error::{ApiError, ErrorBody};
-pub use partitioner::{murmur2, partition_for_key};
 
 /// Default largest request body: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;

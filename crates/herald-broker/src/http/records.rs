@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use super::{
     AppState, MAX_WAIT_MS,
     error::{ApiError, JsonBody, Path, Query, codes},
-    partitioner::partition_for_key,
 };
 use crate::{broker::Acks, telemetry::RecordsFetched, topic_config};
+use herald_log::partitioner::partition_for_key;
 
 /// Default and largest `max_bytes` of a consume request.
 const DEFAULT_MAX_BYTES: usize = 1 << 20;
@@ -194,7 +194,7 @@ pub(crate) async fn produce(
         let partition = match (r.partition, &r.key) {
             (Some(p), _) if (0..count).contains(&p) => p,
             (Some(p), _) => return Err(ApiError::unknown_partition(&name, p, count)),
-            (None, Some(key)) => partition_for_key(key, count),
+            (None, Some(key)) => partition_for_key(key, count.max(1) as u32) as i32,
             (None, None) => shared.next_partition(&name, count),
         };
         let builder = batches

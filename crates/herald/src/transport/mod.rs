@@ -24,14 +24,13 @@ pub mod embedded;
 pub mod kafka;
 mod local;
 pub mod memory;
-mod partitioner;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use thiserror::Error;
 
-pub use partitioner::{murmur2, partition_for_key};
+pub use herald_log::partitioner::{murmur2, partition_for_key};
 
 /// A boxed future, for the object-safe corners of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

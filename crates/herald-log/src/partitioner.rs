@@ -1,4 +1,7 @@
-//! Kafka's default partitioner for keyed records.
+//! Kafka's default partitioner for keyed records: murmur2 of the key bytes, sign bit
+//! masked, modulo the partition count. Here, below both the broker (HTTP produce) and the
+//! SDK (every transport), so that a key lands on the same partition whichever path it
+//! takes, and on the same one as a Java or librdkafka (`murmur2_random`) client.
 
 /// Kafka's `Utils.murmur2`: 32-bit MurmurHash2 with seed `0x9747b28c`, bytes read
 /// little-endian in groups of four, as Java computes it (wrapping `int` arithmetic).
