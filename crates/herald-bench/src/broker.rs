@@ -489,6 +489,7 @@ mod tests {
                 received: 3,
                 achieved_rate: 1000.0,
                 latencies,
+                scheduled: 3,
             }],
             librdkafka: "2.12.1".into(),
         };

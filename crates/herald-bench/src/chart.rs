@@ -14,7 +14,7 @@ const PLOT_HEIGHT: f64 = 150.0;
 const COLOURS: [&str; 3] = ["#4e79a7", "#f28e2b", "#e15759"];
 const LABELS: [&str; 3] = ["p50", "p99", "p99.9"];
 /// Bottom of the logarithmic axis, in ms.
-const MIN_MS: f64 = 0.1;
+pub const MIN_MS: f64 = 0.1;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -160,6 +160,7 @@ mod tests {
     fn stats(p50: u64, p99: u64, p999: u64, sustained: bool) -> LatencyStats {
         LatencyStats {
             rate: 1000.0,
+            scheduled: 10,
             sent: 10,
             received: 10,
             achieved: 1000.0,

@@ -1,8 +1,10 @@
 //! herald-bench: workloads that drive Herald and its peers with the same load.
 //!
-//! The herald-log benchmark compares the log with the disk it runs on, measured in the
-//! same process on the same directory, because absolute numbers on a shared machine mean
-//! little and ratios against a peer measured alongside mean a lot:
+//! Absolute numbers on a shared machine mean little and ratios against a peer measured
+//! alongside mean a lot, so every benchmark here runs its contestants in one process,
+//! interleaved, and reports medians and ratios (results: `docs/benchmarks.md`).
+//!
+//! The herald-log benchmark compares the log with the disk it runs on:
 //!
 //! - [`workload`]: the cases (record sizes, batch sizes, durability policies, writer
 //!   counts), the pre-built batches, and the timed appends and reads against a [`Log`].
@@ -11,9 +13,20 @@
 //! - [`stats`]: samples, medians and the markdown table of every case.
 //! - [`summary`]: the two targets of the log, each run interleaved with its baseline.
 //!
-//! `cargo bench -p herald-bench --bench log` runs everything (criterion groups, the table
-//! of medians, then the target check); `cargo run --release -p herald-bench --bin
-//! log-bench-summary` runs only the target check. Results live in `docs/benchmarks.md`.
+//! The broker benchmark ([`broker`], binary `broker-bench`) compares `herald serve`,
+//! driven by librdkafka ([`kafka`]), with herald-log appending the very batches the broker
+//! stored, and measures end-to-end latency ([`latency`]: HDR percentiles, paced
+//! producers).
+//!
+//! The comparison suite ([`suite`], binary `herald-bench`, command line in [`cli`]) runs
+//! one workload definition ([`target`]: the `Target`/`Producer`/`Consumer` traits and
+//! the scenario drivers) against Herald over Kafka, Herald embedded and the [`peers`]
+//! (NATS JetStream, Redis Streams, RabbitMQ; servers it starts itself live in [`child`]),
+//! and renders markdown, JSON and an SVG chart ([`report`], [`chart`]).
+//!
+//! `cargo bench -p herald-bench --bench log` runs the log benchmark (criterion groups,
+//! the table of medians, then the target check); `cargo run --release -p herald-bench
+//! --bin log-bench-summary` runs only its target check.
 //!
 //! ```no_run
 //! use herald_bench::{summary, workload::Scratch};

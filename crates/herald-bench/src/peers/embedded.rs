@@ -86,10 +86,12 @@ impl Target for Embedded {
 
     fn settings(&self) -> String {
         format!(
-            "herald-log in process, {}, one log per stream, 256 MiB segments; one batch per \
-             send call, {APPENDS_IN_FLIGHT} appends in flight per producer; consumers woken \
-             by the high-watermark listener, positions in memory",
-            self.durability.0
+            "herald-log in process, {}, one log per stream, 256 MiB segments; batches up to \
+             {} KiB (throughput) or one per send (latency), {APPENDS_IN_FLIGHT} appends in \
+             flight per producer; consumers woken by the high-watermark listener, positions \
+             in memory",
+            self.durability.0,
+            BATCH_BYTES >> 10,
         )
     }
 
