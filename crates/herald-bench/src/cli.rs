@@ -17,12 +17,14 @@ pub const USAGE: &str =
   --quick        short run (~2 min): 1 round, 0.5 s slots, 2 s latency runs, 200k backlog
   --only NAME    only targets whose name contains NAME (repeatable), e.g. herald, nats, redis
   --out DIR      write report.md, report.json and latency.svg there
-                 (default: herald-bench-report/ in cargo's target directory)
+                 (default: herald-bench-report/ in cargo's target directory for the
+                 herald-bench binary, in the current directory for `herald bench`)
   --rounds N     interleaved throughput rounds (default 3)
   --slot-secs S  seconds per throughput sample (default 1)
 Peers: HERALD_TEST_NATS_URL, HERALD_TEST_REDIS_URL, HERALD_TEST_AMQP_URL (default: local
 ports); HERALD_BENCH_NATS_SERVER / HERALD_BENCH_REDIS_SERVER pick the server binaries the
-fsync modes start (default: on PATH). HERALD_BENCH_DIR: scratch directory.";
+fsync modes start (default: on PATH). HERALD_BENCH_DIR: scratch directory (default: tmp/
+beside the report directory).";
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,10 +75,13 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> 
 pub fn main(args: impl Iterator<Item = String>, default_root: &Path) -> i32 {
     let options = match parse(args) {
         Ok(o) => o,
+        // An empty message is a request for help.
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
         Err(message) => {
-            if !message.is_empty() {
-                eprintln!("herald-bench: {message}");
-            }
+            eprintln!("herald-bench: {message}");
             eprintln!("{USAGE}");
             return 2;
         }

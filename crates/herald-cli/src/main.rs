@@ -70,6 +70,14 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Benchmark Herald against NATS JetStream, Redis Streams and RabbitMQ on one
+    /// workload (`herald bench --help`; docs/benchmarks.md).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// The suite's options, e.g. --quick, --only NAME, --out DIR.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => commands::produce(args).await,
             Command::Tail(args) => commands::tail(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::Bench { args } => bench(args).await,
         }
     });
     match result {
@@ -107,5 +116,24 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `herald bench`: herald-bench's comparison suite, with scratch data in `./tmp` and the
+/// report in `./herald-bench-report`. It runs on a plain thread because it starts its
+/// own runtimes, which cannot nest in this one.
+async fn bench(args: Vec<String>) -> Result<(), error::CliError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(herald_bench::cli::main(
+            args.into_iter(),
+            std::path::Path::new("."),
+        ));
+    });
+    match rx.await {
+        Ok(0) => Ok(()),
+        Ok(2) => Err(error::CliError::usage("herald bench: see the usage above")),
+        Ok(_) => Err(error::CliError::runtime("herald bench failed (see above)")),
+        Err(_) => Err(error::CliError::runtime("herald bench panicked")),
     }
 }
