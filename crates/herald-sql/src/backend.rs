@@ -1,0 +1,649 @@
+//! One API over SQLite and PostgreSQL: [`Backend`], implemented for [`sqlx::Sqlite`] and
+//! [`sqlx::Postgres`].
+//!
+//! The logic of the outbox, relay, event store and projections is written once, generic
+//! over `DB: Backend`. What differs between the databases is small and lives here: the
+//! schema (column types, PostgreSQL's NOTIFY trigger), how a writing transaction starts
+//! (SQLite's `BEGIN IMMEDIATE`), row locks (`FOR UPDATE` on PostgreSQL; SQLite has one
+//! writer) and waking up (LISTEN/NOTIFY or polling). Every statement is written once, in
+//! the `impl_ops!` macro below, which instantiates it for each database's concrete types;
+//! see `docs/adr/0009-sql-backend-abstraction.md`.
+// why: the sealed-trait pattern. `Ops` and the row types are `pub` so that `Backend`
+// (public) may name them, in a module users cannot reach.
+#![allow(unreachable_pub)]
+
+use std::{future::Future, time::Duration};
+
+use sqlx::{Pool, Postgres, Sqlite, Transaction};
+
+use crate::{store::ExpectedVersion, wake::Waker};
+
+/// A database herald-sql runs on: [`sqlx::Sqlite`] or [`sqlx::Postgres`]. Sealed.
+///
+/// Every herald-sql type is generic over it, and users hold the database's own
+/// transaction type: `&mut sqlx::Transaction<'_, Sqlite>` or `<'_, Postgres>`.
+pub trait Backend: Ops {}
+
+impl Backend for Sqlite {}
+impl Backend for Postgres {}
+
+/// One schema migration: a version, what it does, and its statements.
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// A row to insert into `herald_events`.
+pub struct NewRow {
+    pub slot: i64,
+    pub topic: Option<String>,
+    pub stream_id: Option<String>,
+    pub version: Option<i64>,
+    pub event_id: String,
+    pub event_type: String,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<u8>,
+    pub data: Vec<u8>,
+    pub recorded_at: i64,
+}
+
+/// A row read from `herald_events`.
+pub struct Row {
+    pub position: i64,
+    pub slot: i64,
+    pub topic: Option<String>,
+    pub stream_id: Option<String>,
+    pub version: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<u8>,
+    pub data: Vec<u8>,
+    pub recorded_at: i64,
+}
+
+/// What differs between the databases beyond SQL text.
+pub trait Dialect: sqlx::Database {
+    /// `sqlite` or `postgres`, for errors and metrics.
+    const BACKEND: &'static str;
+    /// The schema, oldest first.
+    const MIGRATIONS: &'static [Migration];
+    /// `SELECT position FROM herald_checkpoints WHERE name = $1`, locking the row where
+    /// the database has row locks.
+    const LOCK_CHECKPOINT: &'static str;
+
+    /// Begins a transaction that will write: on SQLite `BEGIN IMMEDIATE`, so it takes the
+    /// write lock up front instead of failing to upgrade a read snapshot later.
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Serialises migrations of one schema across processes (PostgreSQL: an advisory
+    /// transaction lock; SQLite: the write lock `begin_write` already holds).
+    fn lock_migrations(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// What wakes a relay or projection when events are appended: on PostgreSQL a
+    /// LISTEN on `herald_events` (polling every `poll` as a fallback), on SQLite polling.
+    fn waker(
+        pool: &Pool<Self>,
+        poll: Duration,
+    ) -> impl Future<Output = Result<Waker, sqlx::Error>> + Send;
+}
+
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+    const MIGRATIONS: &'static [Migration] = crate::migrate::SQLITE;
+    const LOCK_CHECKPOINT: &'static str = "SELECT position FROM herald_checkpoints WHERE name = $1";
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn lock_migrations(_: &mut Self::Connection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    async fn waker(_: &Pool<Self>, poll: Duration) -> Result<Waker, sqlx::Error> {
+        Ok(Waker::poll(poll))
+    }
+}
+
+impl Dialect for Postgres {
+    const BACKEND: &'static str = "postgres";
+    const MIGRATIONS: &'static [Migration] = crate::migrate::POSTGRES;
+    const LOCK_CHECKPOINT: &'static str =
+        "SELECT position FROM herald_checkpoints WHERE name = $1 FOR UPDATE";
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
+        pool.begin().await
+    }
+
+    async fn lock_migrations(conn: &mut Self::Connection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext('herald-sql migrate ' || current_schema()))",
+        )
+        .execute(conn)
+        .await
+        .map(drop)
+    }
+
+    async fn waker(pool: &Pool<Self>, poll: Duration) -> Result<Waker, sqlx::Error> {
+        Waker::listen(pool, poll).await
+    }
+}
+
+/// Columns of a [`Row`], in its field order.
+const COLUMNS: &str =
+    "position, slot, topic, stream_id, version, msg_key, headers, data, recorded_at";
+
+/// The statements, written once and instantiated per database.
+pub trait Ops: Dialect {
+    fn run_ddl(
+        conn: &mut Self::Connection,
+        sql: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn applied_migrations(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<Vec<i64>, sqlx::Error>> + Send;
+    fn record_migration(
+        conn: &mut Self::Connection,
+        version: i64,
+        description: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Takes `n` global positions; returns the last. The `herald_log_head` row stays
+    /// locked until the transaction ends, which makes positions commit-ordered.
+    fn allocate(
+        conn: &mut Self::Connection,
+        n: i64,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    fn insert_rows(
+        conn: &mut Self::Connection,
+        first: i64,
+        rows: &[NewRow],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Moves a stream `n` versions on if `expected` holds; the new version, or `None`.
+    fn bump_stream(
+        conn: &mut Self::Connection,
+        stream: &str,
+        expected: ExpectedVersion,
+        n: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+    /// `(version, deleted)` of a stream.
+    fn stream_state(
+        conn: &mut Self::Connection,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<(i64, bool)>, sqlx::Error>> + Send;
+    /// Tombstones a stream if `expected` holds; whether it did.
+    fn tombstone(
+        conn: &mut Self::Connection,
+        stream: &str,
+        expected: ExpectedVersion,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    fn read_stream(
+        conn: &mut Self::Connection,
+        stream: &str,
+        from: i64,
+        backward: bool,
+        until_ms: i64,
+        max: i64,
+    ) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
+    fn read_all(
+        conn: &mut Self::Connection,
+        after: i64,
+        max: i64,
+    ) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
+    /// Position and time of the last event-store event.
+    fn last_event(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<Option<(i64, i64)>, sqlx::Error>> + Send;
+    /// The time of the first event-store event after `after`.
+    fn next_event_time(
+        conn: &mut Self::Connection,
+        after: i64,
+    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+    fn head(conn: &mut Self::Connection) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    fn save_snapshot(
+        conn: &mut Self::Connection,
+        stream: &str,
+        version: i64,
+        schema: i64,
+        state: &[u8],
+        now: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn load_snapshot(
+        conn: &mut Self::Connection,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<(i64, i64, Vec<u8>)>, sqlx::Error>> + Send;
+    /// Creates the checkpoint if missing, locks it (where there are row locks) and
+    /// returns its position.
+    fn lock_checkpoint(
+        conn: &mut Self::Connection,
+        name: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    fn save_checkpoint(
+        conn: &mut Self::Connection,
+        name: &str,
+        position: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn read_checkpoint(
+        conn: &mut Self::Connection,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+    /// Registers a live relay; returns how many are live.
+    fn relay_heartbeat(
+        conn: &mut Self::Connection,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    /// Extends the leases `owner` still holds; returns them as `(slot, checkpoint)`.
+    fn relay_renew(
+        conn: &mut Self::Connection,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, i64)>, sqlx::Error>> + Send;
+    /// Takes up to `max` free or expired slots.
+    fn relay_claim(
+        conn: &mut Self::Connection,
+        owner: &str,
+        until: i64,
+        now: i64,
+        max: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, i64)>, sqlx::Error>> + Send;
+    /// Gives up one slot (`Some`) or every slot and the membership (`None`).
+    fn relay_release(
+        conn: &mut Self::Connection,
+        owner: &str,
+        slot: Option<i64>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn relay_fetch(
+        conn: &mut Self::Connection,
+        slot: i64,
+        after: i64,
+        max: i64,
+    ) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
+    /// Moves a slot's checkpoint if `owner` still holds its lease; whether it did.
+    fn relay_advance(
+        conn: &mut Self::Connection,
+        owner: &str,
+        slot: i64,
+        checkpoint: i64,
+        until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    /// Deletes up to `limit` sent outbox messages recorded before `before`.
+    fn purge(
+        conn: &mut Self::Connection,
+        before: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// Unsent rows with a topic: how many, and when the oldest was recorded.
+    fn backlog(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(i64, Option<i64>), sqlx::Error>> + Send;
+}
+
+fn to_row<R: sqlx::Row>(r: &R) -> Result<Row, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Row {
+        position: r.try_get("position")?,
+        slot: r.try_get("slot")?,
+        topic: r.try_get("topic")?,
+        stream_id: r.try_get("stream_id")?,
+        version: r.try_get("version")?,
+        key: r.try_get("msg_key")?,
+        headers: r.try_get("headers")?,
+        data: r.try_get("data")?,
+        recorded_at: r.try_get("recorded_at")?,
+    })
+}
+
+macro_rules! impl_ops {
+    ($db:ty) => {
+        impl Ops for $db {
+            async fn run_ddl(conn: &mut Self::Connection, sql: &str) -> Result<(), sqlx::Error> {
+                sqlx::query(sql).persistent(false).execute(conn).await.map(drop)
+            }
+
+            async fn applied_migrations(conn: &mut Self::Connection) -> Result<Vec<i64>, sqlx::Error> {
+                sqlx::query_scalar("SELECT version FROM herald_schema_migrations ORDER BY version")
+                    .fetch_all(conn)
+                    .await
+            }
+
+            async fn record_migration(conn: &mut Self::Connection, version: i64, description: &str, now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO herald_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
+                    .bind(version)
+                    .bind(description)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            }
+
+            async fn allocate(conn: &mut Self::Connection, n: i64) -> Result<i64, sqlx::Error> {
+                sqlx::query_scalar("UPDATE herald_log_head SET position = position + $1 WHERE id = 1 RETURNING position")
+                    .bind(n)
+                    .fetch_one(conn)
+                    .await
+            }
+
+            async fn insert_rows(conn: &mut Self::Connection, first: i64, rows: &[NewRow]) -> Result<(), sqlx::Error> {
+                // Bounded by SQLite's 32,766 bound parameters per statement (11 a row).
+                const CHUNK: usize = 1000;
+                for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+                    let base = first + (c * CHUNK) as i64;
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO herald_events (position, slot, topic, stream_id, version, event_id, event_type, msg_key, headers, data, recorded_at) ",
+                    );
+                    q.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
+                        b.push_bind(base + i as i64)
+                            .push_bind(r.slot)
+                            .push_bind(r.topic.as_deref())
+                            .push_bind(r.stream_id.as_deref())
+                            .push_bind(r.version)
+                            .push_bind(r.event_id.as_str())
+                            .push_bind(r.event_type.as_str())
+                            .push_bind(r.key.as_deref())
+                            .push_bind(r.headers.as_slice())
+                            .push_bind(r.data.as_slice())
+                            .push_bind(r.recorded_at);
+                    });
+                    q.build().persistent(false).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            async fn bump_stream(conn: &mut Self::Connection, stream: &str, expected: ExpectedVersion, n: i64, now: i64) -> Result<Option<i64>, sqlx::Error> {
+                let query = match expected {
+                    ExpectedVersion::Any => sqlx::query_scalar(
+                        "INSERT INTO herald_streams (stream_id, version, deleted, updated_at) VALUES ($1, $2, FALSE, $3)
+                         ON CONFLICT (stream_id) DO UPDATE
+                         SET version = herald_streams.version + excluded.version, updated_at = excluded.updated_at
+                         WHERE NOT herald_streams.deleted
+                         RETURNING version",
+                    ),
+                    ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => sqlx::query_scalar(
+                        "INSERT INTO herald_streams (stream_id, version, deleted, updated_at) VALUES ($1, $2, FALSE, $3)
+                         ON CONFLICT (stream_id) DO NOTHING
+                         RETURNING version",
+                    ),
+                    ExpectedVersion::Exact(v) => {
+                        return sqlx::query_scalar(
+                            "UPDATE herald_streams SET version = version + $2, updated_at = $3
+                             WHERE stream_id = $1 AND version = $4 AND NOT deleted
+                             RETURNING version",
+                        )
+                        .bind(stream)
+                        .bind(n)
+                        .bind(now)
+                        .bind(v as i64)
+                        .fetch_optional(conn)
+                        .await;
+                    }
+                };
+                query.bind(stream).bind(n).bind(now).fetch_optional(conn).await
+            }
+
+            async fn stream_state(conn: &mut Self::Connection, stream: &str) -> Result<Option<(i64, bool)>, sqlx::Error> {
+                sqlx::query_as("SELECT version, deleted FROM herald_streams WHERE stream_id = $1")
+                    .bind(stream)
+                    .fetch_optional(conn)
+                    .await
+            }
+
+            async fn tombstone(conn: &mut Self::Connection, stream: &str, expected: ExpectedVersion, now: i64) -> Result<bool, sqlx::Error> {
+                let done = match expected {
+                    ExpectedVersion::Any => sqlx::query(
+                        "INSERT INTO herald_streams (stream_id, version, deleted, updated_at) VALUES ($1, 0, TRUE, $2)
+                         ON CONFLICT (stream_id) DO UPDATE SET deleted = TRUE, updated_at = excluded.updated_at
+                         WHERE NOT herald_streams.deleted",
+                    )
+                    .bind(stream)
+                    .bind(now),
+                    ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => sqlx::query(
+                        "INSERT INTO herald_streams (stream_id, version, deleted, updated_at) VALUES ($1, 0, TRUE, $2)
+                         ON CONFLICT (stream_id) DO NOTHING",
+                    )
+                    .bind(stream)
+                    .bind(now),
+                    ExpectedVersion::Exact(v) => sqlx::query(
+                        "UPDATE herald_streams SET deleted = TRUE, updated_at = $2
+                         WHERE stream_id = $1 AND version = $3 AND NOT deleted",
+                    )
+                    .bind(stream)
+                    .bind(now)
+                    .bind(v as i64),
+                }
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn read_stream(conn: &mut Self::Connection, stream: &str, from: i64, backward: bool, until_ms: i64, max: i64) -> Result<Vec<Row>, sqlx::Error> {
+                let sql = if backward {
+                    const_format!("SELECT {COLUMNS} FROM herald_events WHERE stream_id = $1 AND version <= $2 AND recorded_at <= $3 ORDER BY version DESC LIMIT $4")
+                } else {
+                    const_format!("SELECT {COLUMNS} FROM herald_events WHERE stream_id = $1 AND version >= $2 AND recorded_at <= $3 ORDER BY version LIMIT $4")
+                };
+                let rows = sqlx::query(sql).bind(stream).bind(from).bind(until_ms).bind(max).fetch_all(conn).await?;
+                rows.iter().map(to_row).collect()
+            }
+
+            async fn read_all(conn: &mut Self::Connection, after: i64, max: i64) -> Result<Vec<Row>, sqlx::Error> {
+                let rows = sqlx::query(const_format!("SELECT {COLUMNS} FROM herald_events WHERE position > $1 AND stream_id IS NOT NULL ORDER BY position LIMIT $2"))
+                    .bind(after)
+                    .bind(max)
+                    .fetch_all(conn)
+                    .await?;
+                rows.iter().map(to_row).collect()
+            }
+
+            async fn last_event(conn: &mut Self::Connection) -> Result<Option<(i64, i64)>, sqlx::Error> {
+                sqlx::query_as("SELECT position, recorded_at FROM herald_events WHERE stream_id IS NOT NULL ORDER BY position DESC LIMIT 1")
+                    .fetch_optional(conn)
+                    .await
+            }
+
+            async fn next_event_time(conn: &mut Self::Connection, after: i64) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query_scalar("SELECT recorded_at FROM herald_events WHERE position > $1 AND stream_id IS NOT NULL ORDER BY position LIMIT 1")
+                    .bind(after)
+                    .fetch_optional(conn)
+                    .await
+            }
+
+            async fn head(conn: &mut Self::Connection) -> Result<i64, sqlx::Error> {
+                sqlx::query_scalar("SELECT position FROM herald_log_head WHERE id = 1").fetch_one(conn).await
+            }
+
+            async fn save_snapshot(conn: &mut Self::Connection, stream: &str, version: i64, schema: i64, state: &[u8], now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO herald_snapshots (stream_id, version, schema_version, state, taken_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (stream_id) DO UPDATE
+                     SET version = excluded.version, schema_version = excluded.schema_version, state = excluded.state, taken_at = excluded.taken_at
+                     WHERE excluded.version >= herald_snapshots.version OR excluded.schema_version <> herald_snapshots.schema_version",
+                )
+                .bind(stream)
+                .bind(version)
+                .bind(schema)
+                .bind(state)
+                .bind(now)
+                .execute(conn)
+                .await
+                .map(drop)
+            }
+
+            async fn load_snapshot(conn: &mut Self::Connection, stream: &str) -> Result<Option<(i64, i64, Vec<u8>)>, sqlx::Error> {
+                sqlx::query_as("SELECT version, schema_version, state FROM herald_snapshots WHERE stream_id = $1")
+                    .bind(stream)
+                    .fetch_optional(conn)
+                    .await
+            }
+
+            async fn lock_checkpoint(conn: &mut Self::Connection, name: &str, now: i64) -> Result<i64, sqlx::Error> {
+                sqlx::query("INSERT INTO herald_checkpoints (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query_scalar(<$db as Dialect>::LOCK_CHECKPOINT).bind(name).fetch_one(conn).await
+            }
+
+            async fn save_checkpoint(conn: &mut Self::Connection, name: &str, position: i64, now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query("UPDATE herald_checkpoints SET position = $2, updated_at = $3 WHERE name = $1")
+                    .bind(name)
+                    .bind(position)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            }
+
+            async fn read_checkpoint(conn: &mut Self::Connection, name: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query_scalar("SELECT position FROM herald_checkpoints WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(conn)
+                    .await
+            }
+
+            async fn relay_heartbeat(conn: &mut Self::Connection, owner: &str, until: i64, now: i64) -> Result<i64, sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO herald_relay_members (owner, lease_until) VALUES ($1, $2)
+                     ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+                )
+                .bind(owner)
+                .bind(until)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("DELETE FROM herald_relay_members WHERE lease_until < $1")
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query_scalar("SELECT count(*) FROM herald_relay_members").fetch_one(conn).await
+            }
+
+            async fn relay_renew(conn: &mut Self::Connection, owner: &str, until: i64, now: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+                sqlx::query_as(
+                    "UPDATE herald_relay_slots SET lease_until = $2
+                     WHERE owner = $1 AND lease_until >= $3
+                     RETURNING slot, checkpoint",
+                )
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .fetch_all(conn)
+                .await
+            }
+
+            async fn relay_claim(conn: &mut Self::Connection, owner: &str, until: i64, now: i64, max: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+                sqlx::query_as(
+                    "UPDATE herald_relay_slots SET owner = $1, lease_until = $2
+                     WHERE slot IN (SELECT slot FROM herald_relay_slots
+                                    WHERE owner IS NULL OR lease_until < $3
+                                    ORDER BY slot LIMIT $4)
+                       AND (owner IS NULL OR lease_until < $3)
+                     RETURNING slot, checkpoint",
+                )
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .bind(max)
+                .fetch_all(conn)
+                .await
+            }
+
+            async fn relay_release(conn: &mut Self::Connection, owner: &str, slot: Option<i64>) -> Result<(), sqlx::Error> {
+                match slot {
+                    Some(slot) => {
+                        sqlx::query("UPDATE herald_relay_slots SET owner = NULL, lease_until = 0 WHERE owner = $1 AND slot = $2")
+                            .bind(owner)
+                            .bind(slot)
+                            .execute(conn)
+                            .await?;
+                    }
+                    None => {
+                        sqlx::query("UPDATE herald_relay_slots SET owner = NULL, lease_until = 0 WHERE owner = $1")
+                            .bind(owner)
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("DELETE FROM herald_relay_members WHERE owner = $1")
+                            .bind(owner)
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn relay_fetch(conn: &mut Self::Connection, slot: i64, after: i64, max: i64) -> Result<Vec<Row>, sqlx::Error> {
+                let rows = sqlx::query(const_format!("SELECT {COLUMNS} FROM herald_events WHERE slot = $1 AND position > $2 ORDER BY position LIMIT $3"))
+                    .bind(slot)
+                    .bind(after)
+                    .bind(max)
+                    .fetch_all(conn)
+                    .await?;
+                rows.iter().map(to_row).collect()
+            }
+
+            async fn relay_advance(conn: &mut Self::Connection, owner: &str, slot: i64, checkpoint: i64, until: i64, now: i64) -> Result<bool, sqlx::Error> {
+                let done = sqlx::query(
+                    "UPDATE herald_relay_slots SET checkpoint = $3, lease_until = $5
+                     WHERE slot = $2 AND owner = $1 AND lease_until >= $4 AND checkpoint < $3",
+                )
+                .bind(owner)
+                .bind(slot)
+                .bind(checkpoint)
+                .bind(now)
+                .bind(until)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn purge(conn: &mut Self::Connection, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+                let done = sqlx::query(
+                    "DELETE FROM herald_events WHERE position IN (
+                        SELECT e.position FROM herald_events e JOIN herald_relay_slots s ON s.slot = e.slot
+                        WHERE e.stream_id IS NULL AND e.recorded_at < $1 AND e.position <= s.checkpoint
+                        LIMIT $2)",
+                )
+                .bind(before)
+                .bind(limit)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn backlog(conn: &mut Self::Connection) -> Result<(i64, Option<i64>), sqlx::Error> {
+                sqlx::query_as(
+                    "SELECT count(*), min(e.recorded_at) FROM herald_events e JOIN herald_relay_slots s ON s.slot = e.slot
+                     WHERE e.position > s.checkpoint AND e.topic IS NOT NULL",
+                )
+                .fetch_one(conn)
+                .await
+            }
+        }
+    };
+}
+
+/// `concat!` for the `COLUMNS` constant.
+macro_rules! const_format {
+    ($fmt:literal) => {{
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!($fmt));
+        SQL.as_str()
+    }};
+}
+impl_ops!(Sqlite);
+impl_ops!(Postgres);
