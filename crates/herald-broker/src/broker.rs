@@ -240,6 +240,9 @@ impl Broker {
                 partition,
             });
         };
+        let c = &self.core;
+        crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, &records)
+            .await?;
         let core = self.core.clone();
         let part = p.clone();
         let outcome = tokio::task::spawn_blocking(move || {

@@ -68,6 +68,10 @@ pub struct BrokerConfig {
     /// How long committed offsets of an empty group are kept
     /// (`offsets.retention.minutes`, here in milliseconds).
     pub offsets_retention_ms: u64,
+    /// What checks schema ids for topics with schema validation on (not part of a
+    /// configuration file; see [`with_schema_id_check`](Self::with_schema_id_check)).
+    #[serde(skip)]
+    pub schema_id_check: crate::validation::SchemaIdCheckSlot,
 }
 
 impl Default for BrokerConfig {
@@ -90,6 +94,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 30 * 60 * 1000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            schema_id_check: Default::default(),
         }
     }
 }
@@ -103,6 +108,16 @@ impl BrokerConfig {
             kafka_listen,
             ..Self::default()
         }
+    }
+
+    /// Installs the check that topics with `confluent.value.schema.validation` or
+    /// `confluent.key.schema.validation` use (see [`crate::validation`]).
+    pub fn with_schema_id_check(
+        mut self,
+        check: std::sync::Arc<dyn crate::validation::SchemaIdCheck>,
+    ) -> Self {
+        self.schema_id_check = crate::validation::SchemaIdCheckSlot(Some(check));
+        self
     }
 
     /// Checks the settings, saying what is wrong in words a user can act on.

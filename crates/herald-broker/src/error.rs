@@ -156,6 +156,10 @@ pub enum ProduceError {
     /// The log failed to write or sync.
     #[error("storage error: {0}")]
     Storage(#[source] LogError),
+    /// A record of a topic with schema validation on does not carry a schema id
+    /// registered under the topic's subject (see [`crate::validation`]).
+    #[error("schema validation failed: {0}")]
+    SchemaValidation(String),
 }
 
 impl ProduceError {
@@ -186,6 +190,8 @@ impl ProduceError {
                 ResponseError::MessageTooLarge.code()
             }
             ProduceError::Storage(_) => ResponseError::KafkaStorageError.code(),
+            // Confluent's broker-side validation answers INVALID_RECORD (87).
+            ProduceError::SchemaValidation(_) => ResponseError::InvalidRecord.code(),
         }
     }
 }

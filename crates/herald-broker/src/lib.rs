@@ -43,6 +43,7 @@ pub mod telemetry;
 mod topic;
 pub mod topic_config;
 pub mod topics;
+pub mod validation;
 
 pub use broker::{Acks, Broker, Produced};
 pub use config::BrokerConfig;

@@ -24,9 +24,18 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 /// `herald.durability`: `every-append`, `group-commit` or `none`.
 pub const DURABILITY: &str = "herald.durability";
 
+/// `confluent.key.schema.validation`: `true` makes the broker refuse records whose key
+/// does not carry a schema id registered under `<topic>-key` (see [`crate::validation`]).
+pub const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation";
+/// `confluent.value.schema.validation`: as [`KEY_SCHEMA_VALIDATION`], for values and the
+/// subject `<topic>-value`.
+pub const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
+
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 9] = [
     CLEANUP_POLICY,
+    KEY_SCHEMA_VALIDATION,
+    VALUE_SCHEMA_VALIDATION,
     DURABILITY,
     MAX_MESSAGE_BYTES,
     RETENTION_BYTES,
@@ -65,6 +74,8 @@ pub enum ConfigType {
     Long,
     /// A comma-separated list.
     List,
+    /// `true` or `false`.
+    Boolean,
 }
 
 impl ConfigType {
@@ -75,6 +86,7 @@ impl ConfigType {
             ConfigType::Int => 3,
             ConfigType::Long => 5,
             ConfigType::List => 7,
+            ConfigType::Boolean => 1,
         }
     }
 }
@@ -132,6 +144,16 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             DURABILITY,
             ConfigType::String,
             "When an append is durable: every-append, group-commit or none.",
+        ),
+        KEY_SCHEMA_VALIDATION => (
+            KEY_SCHEMA_VALIDATION,
+            ConfigType::Boolean,
+            "Refuse records whose key lacks a schema id registered under <topic>-key.",
+        ),
+        VALUE_SCHEMA_VALIDATION => (
+            VALUE_SCHEMA_VALIDATION,
+            ConfigType::Boolean,
+            "Refuse records whose value lacks a schema id registered under <topic>-value.",
         ),
         _ => return None,
     })
@@ -209,9 +231,35 @@ pub fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Result<(), S
             }
         }
         DURABILITY => config.durability = parse_durability(value.trim(), config.durability)?,
+        // Not log settings: checked here, read by the produce path (schema_validation).
+        KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => {
+            parse_bool(key, value)?;
+        }
         other => return Err(format!("unknown topic config {other:?}")),
     }
     Ok(())
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{key}: {value:?} is not true or false")),
+    }
+}
+
+/// Which parts of a topic's records the broker validates against the schema registry
+/// (overrides that fail to parse were refused when they were set, and count as off).
+pub fn schema_validation(overrides: &BTreeMap<String, String>) -> crate::validation::Validation {
+    let on = |key| {
+        overrides
+            .get(key)
+            .is_some_and(|v| parse_bool(key, v).unwrap_or(false))
+    };
+    crate::validation::Validation {
+        key: on(KEY_SCHEMA_VALIDATION),
+        value: on(VALUE_SCHEMA_VALIDATION),
+    }
 }
 
 /// The effective log configuration of a topic: `defaults` with `overrides` applied, and
@@ -245,6 +293,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
         MAX_MESSAGE_BYTES => config.max_batch_bytes.to_string(),
         CLEANUP_POLICY => "delete".to_string(),
         DURABILITY => durability_name(&config.durability).to_string(),
+        KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => "false".to_string(),
         _ => String::new(),
     }
 }
@@ -266,7 +315,12 @@ pub fn describe(
         .filter_map(key_info)
         .map(|(name, config_type, documentation)| ConfigEntry {
             name,
-            value: value_of(&effective, name),
+            value: match name {
+                KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => overrides
+                    .get(name)
+                    .map_or_else(|| "false".to_string(), |v| v.trim().to_ascii_lowercase()),
+                _ => value_of(&effective, name),
+            },
             source: if overrides.contains_key(name) {
                 ConfigSource::Topic
             } else {
@@ -321,6 +375,8 @@ mod tests {
             (SEGMENT_BYTES, "10"),
             (CLEANUP_POLICY, "compact"),
             (DURABILITY, "maybe"),
+            (VALUE_SCHEMA_VALIDATION, "yes"),
+            (KEY_SCHEMA_VALIDATION, ""),
             ("retention.hours", "1"),
         ] {
             let err = effective(&LogConfig::default(), &overrides(&[(k, v)])).unwrap_err();
@@ -333,6 +389,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("max_batch_bytes"), "{err}");
+    }
+
+    #[test]
+    fn schema_validation_keys_are_booleans_described_per_topic() {
+        let o = overrides(&[
+            (VALUE_SCHEMA_VALIDATION, "TRUE"),
+            (KEY_SCHEMA_VALIDATION, "false"),
+        ]);
+        effective(&LogConfig::default(), &o).unwrap();
+        let v = schema_validation(&o);
+        assert!(v.value && !v.key);
+        assert!(!schema_validation(&BTreeMap::new()).any());
+        let entries = describe(&LogConfig::default(), &o, None);
+        let value = entries
+            .iter()
+            .find(|e| e.name == VALUE_SCHEMA_VALIDATION)
+            .unwrap();
+        assert_eq!(
+            (
+                value.value.as_str(),
+                value.source,
+                value.default_value.as_str()
+            ),
+            ("true", ConfigSource::Topic, "false")
+        );
+        let key = entries
+            .iter()
+            .find(|e| e.name == KEY_SCHEMA_VALIDATION)
+            .unwrap();
+        assert_eq!(key.value, "false");
     }
 
     #[test]

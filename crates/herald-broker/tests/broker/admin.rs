@@ -200,7 +200,15 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 7, "v{version}");
+        assert_eq!(r.configs.len(), 9, "v{version}");
+        assert_eq!(
+            value(&r, "confluent.value.schema.validation"),
+            ("false".into(), 5)
+        );
+        assert_eq!(
+            value(&r, "confluent.key.schema.validation"),
+            ("false".into(), 5)
+        );
         assert_eq!(value(&r, "retention.ms"), ("60000".into(), 1));
         assert_eq!(value(&r, "retention.bytes"), ("-1".into(), 5));
         assert_eq!(value(&r, "segment.bytes"), ((1u64 << 30).to_string(), 5));

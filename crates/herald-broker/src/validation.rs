@@ -1,0 +1,270 @@
+//! Broker-side schema validation: a topic with `confluent.value.schema.validation=true`
+//! (or `confluent.key.schema.validation=true`) accepts only records whose value (or key)
+//! is in the Confluent wire format (magic byte 0, then a 4-byte big-endian schema id)
+//! with an id registered under the topic's subject, `<topic>-value` (or `<topic>-key`,
+//! Confluent's TopicNameStrategy).
+//!
+//! The broker knows nothing of schemas: it asks a [`SchemaIdCheck`] that the embedder
+//! installs with [`BrokerConfig::with_schema_id_check`](crate::BrokerConfig::with_schema_id_check)
+//! (`herald serve` installs the schema registry's). A batch with one bad record is
+//! refused whole with `INVALID_RECORD`, naming the record and the reason; nothing of it is
+//! written. A null value or key (a tombstone) carries no schema and passes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use herald_broker::{BrokerConfig, validation::{SchemaIdCheck, SchemaIdStatus}};
+//!
+//! #[derive(Debug)]
+//! struct OnlySeven;
+//! impl SchemaIdCheck for OnlySeven {
+//!     fn check(&self, _subject: &str, id: u32) -> SchemaIdStatus {
+//!         if id == 7 { SchemaIdStatus::Registered } else { SchemaIdStatus::NotInSubject }
+//!     }
+//! }
+//! let config = BrokerConfig::new("/tmp/herald", "127.0.0.1:0".parse().unwrap())
+//!     .with_schema_id_check(Arc::new(OnlySeven));
+//! ```
+
+use std::{fmt, sync::Arc};
+
+use herald_log::records::decode_batch;
+
+use crate::{error::ProduceError, topic_config, topics::TopicManager};
+
+/// The Confluent wire format's first byte.
+pub const MAGIC_BYTE: u8 = 0;
+/// Magic byte plus the 4-byte schema id.
+pub const WIRE_HEADER_LEN: usize = 5;
+
+/// What a [`SchemaIdCheck`] says about one schema id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaIdStatus {
+    /// The id is a live (not deleted) version of the subject.
+    Registered,
+    /// The id exists but is not a live version of the subject.
+    NotInSubject,
+    /// No schema has that id.
+    UnknownId,
+    /// The check itself failed (the registry is unavailable); the record is refused.
+    Unavailable(String),
+}
+
+/// Answers whether a schema id is registered under a subject. Called for every record
+/// of a validated topic, on a blocking thread: it must be quick (an in-memory lookup).
+pub trait SchemaIdCheck: Send + Sync + fmt::Debug + 'static {
+    /// Whether `id` is a live version of `subject`.
+    fn check(&self, subject: &str, id: u32) -> SchemaIdStatus;
+}
+
+/// The installed check, if any; kept in [`BrokerConfig`](crate::BrokerConfig).
+#[derive(Clone, Default)]
+pub struct SchemaIdCheckSlot(pub(crate) Option<Arc<dyn SchemaIdCheck>>);
+
+impl fmt::Debug for SchemaIdCheckSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(c) => write!(f, "SchemaIdCheckSlot({c:?})"),
+            None => f.write_str("SchemaIdCheckSlot(none)"),
+        }
+    }
+}
+
+/// Which parts of a topic's records must carry a registered schema id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Validation {
+    /// `confluent.key.schema.validation`.
+    pub key: bool,
+    /// `confluent.value.schema.validation`.
+    pub value: bool,
+}
+
+impl Validation {
+    /// Whether anything is validated.
+    pub fn any(self) -> bool {
+        self.key || self.value
+    }
+}
+
+/// Checks every record of one produced batch (any compression) for a topic that asks
+/// for validation. `Ok` when the topic validates nothing.
+pub(crate) async fn check_produce(
+    slot: &SchemaIdCheckSlot,
+    topics: &TopicManager,
+    topic: &str,
+    batch: &[u8],
+) -> Result<(), ProduceError> {
+    let Some(t) = topics.get(topic) else {
+        return Ok(());
+    };
+    let validation = topic_config::schema_validation(&t.configs());
+    if !validation.any() {
+        return Ok(());
+    }
+    let Some(check) = slot.0.clone() else {
+        return Err(ProduceError::SchemaValidation(format!(
+            "topic {topic:?} has schema validation on but this broker has no schema registry \
+             attached"
+        )));
+    };
+    let topic = topic.to_string();
+    let batch = batch.to_vec();
+    tokio::task::spawn_blocking(move || validate_batch(check.as_ref(), &topic, validation, &batch))
+        .await
+        .map_err(|e| ProduceError::SchemaValidation(format!("validation task failed: {e}")))?
+        .map_err(ProduceError::SchemaValidation)
+}
+
+/// Checks one batch; the error names the first bad record and why.
+pub fn validate_batch(
+    check: &dyn SchemaIdCheck,
+    topic: &str,
+    validation: Validation,
+    batch: &[u8],
+) -> Result<(), String> {
+    let decoded = decode_batch(batch).map_err(|e| format!("cannot read the batch: {e}"))?;
+    let key_subject = format!("{topic}-key");
+    let value_subject = format!("{topic}-value");
+    for (index, record) in decoded.records.iter().enumerate() {
+        let parts = [
+            (validation.key, "key", &record.key, &key_subject),
+            (validation.value, "value", &record.value, &value_subject),
+        ];
+        for (on, part, bytes, subject) in parts {
+            let Some(bytes) = bytes.as_deref().filter(|_| on) else {
+                continue;
+            };
+            check_one(check, subject, bytes)
+                .map_err(|why| format!("record {index} of the batch: its {part} {why}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_one(check: &dyn SchemaIdCheck, subject: &str, bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < WIRE_HEADER_LEN {
+        return Err(format!(
+            "is {} bytes, too short for the schema registry wire format (magic byte 0 and a \
+             4-byte schema id)",
+            bytes.len()
+        ));
+    }
+    if bytes[0] != MAGIC_BYTE {
+        return Err(format!(
+            "starts with byte {:#04x}, not the wire format's magic byte 0: it was not \
+             written by a schema-registry serializer",
+            bytes[0]
+        ));
+    }
+    let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    match check.check(subject, id) {
+        SchemaIdStatus::Registered => Ok(()),
+        SchemaIdStatus::NotInSubject => Err(format!(
+            "carries schema id {id}, which is not a registered version of subject {subject:?}"
+        )),
+        SchemaIdStatus::UnknownId => Err(format!(
+            "carries schema id {id}, which the schema registry does not know (subject \
+             {subject:?})"
+        )),
+        SchemaIdStatus::Unavailable(why) => Err(format!(
+            "could not be checked against subject {subject:?}: {why}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_log::records::{BatchBuilder, Compression};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+    impl SchemaIdCheck for Fixed {
+        fn check(&self, subject: &str, id: u32) -> SchemaIdStatus {
+            match (subject, id) {
+                ("t-value", 1) | ("t-key", 2) => SchemaIdStatus::Registered,
+                (_, 1 | 2) => SchemaIdStatus::NotInSubject,
+                _ => SchemaIdStatus::UnknownId,
+            }
+        }
+    }
+
+    fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0];
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// (key, value) of each record.
+    type Kv = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn batch(records: &[Kv], codec: Compression) -> Vec<u8> {
+        let mut b = BatchBuilder::new(codec);
+        for (k, v) in records {
+            b.push(1, k.as_deref(), v.as_deref(), &[]);
+        }
+        b.build().unwrap()
+    }
+
+    const VALUE: Validation = Validation {
+        key: false,
+        value: true,
+    };
+
+    #[test]
+    fn registered_ids_pass_in_every_codec() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let b = batch(
+                &[
+                    (None, Some(framed(1, b"a"))),
+                    (Some(b"plain key".to_vec()), Some(framed(1, b""))),
+                    (None, None),
+                ],
+                codec,
+            );
+            validate_batch(&Fixed, "t", VALUE, &b).unwrap();
+        }
+    }
+
+    #[test]
+    fn each_bad_record_is_named_with_its_reason() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (b"{\"json\": 1}".to_vec(), "magic byte"),
+            (vec![0, 0, 0], "too short"),
+            (
+                framed(2, b"x"),
+                "not a registered version of subject \"t-value\"",
+            ),
+            (framed(99, b"x"), "does not know"),
+        ];
+        for (value, why) in cases {
+            let b = batch(
+                &[(None, Some(framed(1, b"ok"))), (None, Some(value))],
+                Compression::Lz4,
+            );
+            let err = validate_batch(&Fixed, "t", VALUE, &b).unwrap_err();
+            assert!(err.starts_with("record 1 of the batch: its value"), "{err}");
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_against_the_key_subject() {
+        let both = Validation {
+            key: true,
+            value: true,
+        };
+        let good = batch(
+            &[(Some(framed(2, b"k")), Some(framed(1, b"v")))],
+            Compression::None,
+        );
+        validate_batch(&Fixed, "t", both, &good).unwrap();
+        let bad = batch(
+            &[(Some(framed(1, b"k")), Some(framed(1, b"v")))],
+            Compression::None,
+        );
+        let err = validate_batch(&Fixed, "t", both, &bad).unwrap_err();
+        assert!(err.contains("its key") && err.contains("t-key"), "{err}");
+    }
+}
