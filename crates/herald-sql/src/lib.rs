@@ -12,22 +12,26 @@
 //! `sqlx::Postgres`. See `docs/sql.md` for the tables and guarantees.
 #![deny(missing_docs)]
 
+pub mod aggregate;
 mod backend;
 mod codec;
 mod db;
 mod error;
 mod migrate;
 pub mod outbox;
+pub mod projection;
 pub mod relay;
 pub mod store;
 pub mod upcast;
 mod wake;
 
+pub use aggregate::{Aggregate, Executed, Loaded, Repository, RepositoryError};
 pub use backend::Backend;
 pub use codec::RELAY_SLOTS;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
 pub use outbox::{enqueue, enqueue_all, enqueue_event};
+pub use projection::{Lag, Projection, ProjectionConfig, ProjectionHandle, ProjectionRunner};
 pub use relay::{Backlog, Relay, RelayConfig, RelayHandle, RelayStats};
 pub use store::{
     AppendResult, Direction, EventStore, ExpectedVersion, RecordedEvent, Snapshot, StreamAppend,
