@@ -219,6 +219,10 @@ impl Broker {
         records: Vec<u8>,
         acks: Acks,
     ) -> Result<Produced, ProduceError> {
+        // Zero-copy: a freshly built Bytes from a Vec is unique, so it converts back.
+        let records = bytes::Bytes::from(records)
+            .try_into_mut()
+            .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
         self.start_produce(topic, partition, records)
             .await?
             .finish(acks)
@@ -232,7 +236,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: i32,
-        mut records: Vec<u8>,
+        mut records: bytes::BytesMut,
     ) -> Result<PendingProduce, ProduceError> {
         let Some(p) = self.core.topics.partition(topic, partition) else {
             return Err(ProduceError::UnknownTopicOrPartition {

@@ -9,6 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// declares a large frame but sends little does not make us allocate it all up front.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A frame up to this size gets its whole buffer at once: producers send batches of up
+/// to 1 MiB (librdkafka's and the Java client's default `batch.size` limits), and growing
+/// the buffer chunk by chunk would copy such a frame once more. Larger frames grow as
+/// their bytes arrive.
+const WHOLE_ALLOC: usize = 1024 * 1024 + 64 * 1024;
+
 /// Why a frame could not be read. Each of these closes the connection.
 #[derive(Debug, Error)]
 pub(crate) enum FrameError {
@@ -66,7 +72,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
-    let mut buf = BytesMut::with_capacity(len.min(READ_CHUNK));
+    let mut buf = BytesMut::with_capacity(if len <= WHOLE_ALLOC { len } else { READ_CHUNK });
     while buf.len() < len {
         buf.reserve((len - buf.len()).min(READ_CHUNK));
         let want = len - buf.len();

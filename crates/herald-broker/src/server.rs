@@ -2,11 +2,15 @@
 //! retention timer, and a graceful shutdown that lets requests in flight finish before
 //! the logs are closed.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
+use bytes::BytesMut;
 use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    sync::{mpsc, watch},
     task::{JoinHandle, JoinSet},
 };
 
@@ -15,7 +19,7 @@ use crate::{
     config::BrokerConfig,
     error::BrokerError,
     frame::{self, FrameError},
-    handlers,
+    handlers::{self, Handled, RequestError},
 };
 
 /// A running broker. Dropping it without [`shutdown`](Self::shutdown) stops the tasks
@@ -169,24 +173,143 @@ async fn retention_loop(broker: Broker, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Serves one connection: requests are handled one at a time, in order, as Kafka does
-/// (a client may pipeline; the responses come back in request order).
+/// Produce requests a connection may have written and not yet answered. librdkafka and
+/// the Java client send up to 5 at a time (max.in.flight); more wait in the socket.
+const MAX_PIPELINED: usize = 16;
+
+/// A request being answered: its timer (the request metric) and its response.
+type InFlight = (
+    crate::telemetry::RequestTimer,
+    Pin<Box<dyn Future<Output = Result<Option<BytesMut>, RequestError>> + Send>>,
+);
+
+/// Serves one connection. Requests are handled in order and answered in order, as Kafka
+/// does; a produce is pipelined: once its batches are written (in request order), the
+/// next request is read and started while the produce waits for its fsync, so that one
+/// producer's in-flight requests share a group commit. Any other request first waits for
+/// the produces before it to be answered.
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let mut shutdown = broker.core.shutdown.clone();
     let max = broker.config().max_frame_bytes;
     tracing::debug!(%peer, "connection opened");
     let _connection = crate::telemetry::ConnectionGuard::open(peer);
+    // Frames are read by their own task: reading the next request overlaps the wait for
+    // the previous one, and a read is never cancelled half-way through a frame.
+    let (frames_tx, mut frames) = mpsc::channel(1);
+    tokio::spawn(read_frames(reader, max, peer, frames_tx));
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut shutdown), if !closing => {
+                tracing::debug!(%peer, in_flight = in_flight.len(), "closing connection for shutdown");
+                closing = true;
+            }
+            response = next_response(&mut in_flight) => {
+                if !send(&mut writer, peer, response).await {
+                    return;
+                }
+            }
+            frame = frames.recv(), if !closing && in_flight.len() < MAX_PIPELINED => {
+                let Some(frame) = frame else {
+                    // The client closed, or the reader logged why it stopped: answer what
+                    // is in flight, then close.
+                    if in_flight.is_empty() {
+                        return;
+                    }
+                    closing = true;
+                    continue;
+                };
+                let timer = crate::telemetry::RequestTimer::start(&frame);
+                let is_produce = frame.get(..2) == Some(&0i16.to_be_bytes()[..]);
+                if !is_produce {
+                    // Only produces overlap: anything else sees every earlier answer sent.
+                    while !in_flight.is_empty() {
+                        let response = next_response(&mut in_flight).await;
+                        if !send(&mut writer, peer, response).await {
+                            return;
+                        }
+                    }
+                }
+                match handlers::start_frame(&broker, peer, frame).await {
+                    Ok(Handled::Ready(response)) => {
+                        if !send(&mut writer, peer, Ok(response)).await {
+                            return;
+                        }
+                        drop(timer);
+                    }
+                    Ok(Handled::Pending(pending)) => in_flight.push_back((timer, pending)),
+                    Err(e) => {
+                        // Earlier requests are answered first; this one closes the connection.
+                        in_flight.push_back((timer, Box::pin(std::future::ready(Err(e)))));
+                        closing = true;
+                    }
+                }
+            }
+        }
+        if closing && in_flight.is_empty() {
+            return;
+        }
+    }
+}
+
+/// The response of the oldest request in flight, once it is ready; never resolves when
+/// nothing is in flight.
+async fn next_response(
+    in_flight: &mut VecDeque<InFlight>,
+) -> Result<Option<BytesMut>, RequestError> {
+    let Some((_, pending)) = in_flight.front_mut() else {
+        return std::future::pending().await;
+    };
+    let response = pending.as_mut().await;
+    // The timer is dropped (and the request counted) when the response is ready.
+    in_flight.pop_front();
+    response
+}
+
+/// Sends a response; `false` when the connection must close (logged).
+async fn send(
+    writer: &mut OwnedWriteHalf,
+    peer: SocketAddr,
+    response: Result<Option<BytesMut>, RequestError>,
+) -> bool {
+    match response {
+        Ok(Some(response)) => match frame::write_frame(writer, &response).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "closing connection: cannot send response");
+                false
+            }
+        },
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "closing connection: bad request");
+            false
+        }
+    }
+}
+
+/// Reads a connection's frames into `frames` until the client closes, a frame is bad, or
+/// the connection task is gone.
+async fn read_frames(
+    mut reader: OwnedReadHalf,
+    max: usize,
+    peer: SocketAddr,
+    frames: mpsc::Sender<BytesMut>,
+) {
     loop {
         let frame = tokio::select! {
-            _ = stopped(&mut shutdown) => {
-                tracing::debug!(%peer, "closing connection for shutdown");
-                return;
-            }
+            _ = frames.closed() => return,
             frame = frame::read_frame(&mut reader, max) => frame,
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
+        match frame {
+            Ok(Some(frame)) => {
+                if frames.send(frame).await.is_err() {
+                    return;
+                }
+            }
             Ok(None) => {
                 tracing::debug!(%peer, "connection closed by client");
                 return;
@@ -197,20 +320,6 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
             }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
-                return;
-            }
-        };
-        let _timer = crate::telemetry::RequestTimer::start(&frame);
-        match handlers::handle_frame(&broker, peer, frame).await {
-            Ok(Some(response)) => {
-                if let Err(e) = frame::write_frame(&mut writer, &response).await {
-                    tracing::info!(%peer, error = %e, "closing connection: cannot send response");
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad request");
                 return;
             }
         }

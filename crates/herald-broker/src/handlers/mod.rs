@@ -12,11 +12,11 @@ mod metadata;
 mod produce;
 mod producer_id;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, pin::Pin};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader, ResponseHeader},
+    messages::{ApiKey, ProduceRequest, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable},
 };
 use thiserror::Error;
@@ -104,12 +104,24 @@ fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// Handles one request frame. `Ok(None)`: no response is due (acks=0 Produce).
-pub(crate) async fn handle_frame(
+/// The answer to a request: ready now, or (a produce) written and waiting for durability.
+pub(crate) enum Handled {
+    /// The response frame; `None` when no response is due (acks=0 Produce).
+    Ready(Option<BytesMut>),
+    /// A produce whose batches are written in request order; the future waits as acks
+    /// says and yields the response frame. It owns everything it needs, so the
+    /// connection can run it while it starts the next request.
+    Pending(Pin<Box<dyn Future<Output = Result<Option<BytesMut>, RequestError>> + Send>>),
+}
+
+/// Handles one request frame up to the point where only waiting is left: a produce
+/// comes back [`Handled::Pending`] once its batches are written, anything else
+/// [`Handled::Ready`].
+pub(crate) async fn start_frame(
     broker: &Broker,
     peer: SocketAddr,
     frame: BytesMut,
-) -> Result<Option<BytesMut>, RequestError> {
+) -> Result<Handled, RequestError> {
     if frame.len() < 8 {
         return Err(RequestError::TooShort(frame.len()));
     }
@@ -128,13 +140,17 @@ pub(crate) async fn handle_frame(
         if api == ApiKey::ApiVersions {
             // The one request a client may send in a version we do not know: answer in
             // v0 format with UNSUPPORTED_VERSION and our list, so it can retry lower.
-            return api_versions::unsupported_version(broker, correlation_id).map(Some);
+            return api_versions::unsupported_version(broker, correlation_id)
+                .map(|r| Handled::Ready(Some(r)));
         }
         return Err(RequestError::UnsupportedVersion {
             api,
             version,
             correlation_id,
         });
+    }
+    if api == ApiKey::Produce {
+        return start_produce(broker, api, version, frame.freeze()).await;
     }
     let mut body = frame.freeze();
     let decode_err = |reason: String| RequestError::Decode {
@@ -153,10 +169,9 @@ pub(crate) async fn handle_frame(
         client_id,
         peer,
     };
-    match api {
+    let response = match api {
         ApiKey::ApiVersions => ctx.run(body, api_versions::handle).await,
         ApiKey::Metadata => ctx.run(body, metadata::handle).await,
-        ApiKey::Produce => ctx.run_optional(body, produce::handle).await,
         ApiKey::Fetch => ctx.run(body, fetch::handle).await,
         ApiKey::ListOffsets => ctx.run(body, list_offsets::handle).await,
         ApiKey::CreateTopics => ctx.run(body, admin::create_topics).await,
@@ -181,7 +196,39 @@ pub(crate) async fn handle_frame(
             version,
             correlation_id,
         }),
-    }
+    };
+    response.map(Handled::Ready)
+}
+
+/// Produce: decodes the request, writes its batches (see [`produce`]) and returns the
+/// wait for durability as [`Handled::Pending`].
+async fn start_produce(
+    broker: &Broker,
+    api: ApiKey,
+    version: i16,
+    frame: Bytes,
+) -> Result<Handled, RequestError> {
+    let decode_err = |reason: String| RequestError::Decode {
+        api,
+        version,
+        reason,
+    };
+    let mut body = frame.clone();
+    // The header (its client id is a slice of the frame) is dropped right away, so that
+    // only the decoded request still shares the frame.
+    let correlation_id = RequestHeader::decode(&mut body, api.request_header_version(version))
+        .map_err(|e| decode_err(format!("header: {e:#}")))?
+        .correlation_id;
+    let req =
+        ProduceRequest::decode(&mut body, version).map_err(|e| decode_err(format!("{e:#}")))?;
+    drop(body);
+    let in_flight = produce::start(broker, version, req, frame).await;
+    Ok(Handled::Pending(Box::pin(async move {
+        match in_flight.finish().await {
+            Some(resp) => encode_response(api, version, correlation_id, &resp).map(Some),
+            None => Ok(None),
+        }
+    })))
 }
 
 /// What a handler needs besides its request.
@@ -220,25 +267,5 @@ impl<'a> Ctx<'a> {
         let req = self.decode(body)?;
         let resp = f(self, req).await;
         encode_response(self.api, self.version, self.correlation_id, &resp).map(Some)
-    }
-
-    async fn run_optional<Req, Resp, F, Fut>(
-        self,
-        body: Bytes,
-        f: F,
-    ) -> Result<Option<BytesMut>, RequestError>
-    where
-        Req: Decodable,
-        Resp: Encodable,
-        F: FnOnce(Ctx<'a>, Req) -> Fut,
-        Fut: Future<Output = Option<Resp>>,
-    {
-        let req = self.decode(body)?;
-        match f(self, req).await {
-            Some(resp) => {
-                encode_response(self.api, self.version, self.correlation_id, &resp).map(Some)
-            }
-            None => Ok(None),
-        }
     }
 }
