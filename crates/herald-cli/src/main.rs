@@ -70,6 +70,14 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// List, show, register and check schemas in the schema registry (--registry,
+    /// default http://127.0.0.1:8081).
+    Schemas {
+        #[command(flatten)]
+        registry: commands::RegistryArgs,
+        #[command(subcommand)]
+        command: commands::SchemasCommand,
+    },
     /// Benchmark Herald against NATS JetStream, Redis Streams and RabbitMQ on one
     /// workload (`herald bench --help`; docs/benchmarks.md).
     #[command(disable_help_flag = true)]
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => commands::produce(args).await,
             Command::Tail(args) => commands::tail(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::Schemas { registry, command } => commands::schemas(registry, command).await,
             Command::Bench { args } => bench(args).await,
         }
     });

@@ -162,6 +162,8 @@ fn port0(dir: &Path) -> Vec<String> {
         "127.0.0.1:0".into(),
         "--http-listen".into(),
         "127.0.0.1:0".into(),
+        "--registry-listen".into(),
+        "127.0.0.1:0".into(),
     ]
 }
 
@@ -359,6 +361,8 @@ fn a_second_herald_on_the_same_data_dir_or_port_is_refused() {
             other.to_str().unwrap(),
             "--http-listen",
             "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
             "--kafka-listen",
             &s.kafka,
         ]),
@@ -380,6 +384,7 @@ fn the_config_file_and_herald_env_are_honoured() {
         &config,
         format!(
             "data_dir = {:?}\nkafka_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n\
+             registry_listen = \"127.0.0.1:0\"\n\
              default_partitions = 3\n[default_topic_config]\nretention_ms = 5000\n",
             file_dir.display().to_string()
         ),

@@ -308,6 +308,8 @@ impl Serve {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--registry-listen",
+                "127.0.0.1:0",
             ])
             .env_remove("HERALD_CONFIG")
             .stdin(Stdio::null())

@@ -82,6 +82,8 @@ fn serve(data: &Path, log: &Path) -> (Killed, String) {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -2,10 +2,12 @@
 
 mod admin;
 mod produce;
+mod schemas;
 mod tail;
 
 pub(crate) use admin::{GroupsCommand, TopicsCommand, groups, topics};
 pub(crate) use produce::{ProduceArgs, produce};
+pub(crate) use schemas::{RegistryArgs, SchemasCommand, schemas};
 pub(crate) use tail::{TailArgs, tail};
 
 use crate::error::CliError;

@@ -1,9 +1,12 @@
-//! `herald serve`: lock the data directory, bind the HTTP API, start the broker, print
-//! where everything is, and on SIGTERM or Ctrl-C stop gracefully: HTTP first (no new
-//! requests, requests in flight finish), then the broker (connections drain, logs are
-//! synced and closed).
+//! `herald serve`: lock the data directory, bind the HTTP API, open the schema registry
+//! and bind its REST API, start the broker (with the registry checking schema ids for
+//! topics that ask for validation), print where everything is, and on SIGTERM or Ctrl-C
+//! stop gracefully: HTTP and the registry's listener first (no new requests, requests
+//! in flight finish), then the broker (connections drain, logs are synced and closed),
+//! then the registry's log.
 
 mod dlq_api;
+mod registry;
 mod settings;
 
 use std::{
@@ -43,7 +46,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             HttpError::Bind { addr, source } => in_use(addr, "HTTP", "--http-listen", source),
             e => CliError::runtime(e),
         })?;
-    let handle = Broker::start(config.broker.clone())
+    let registry = registry::Served::start(&config).await?;
+    let broker_config = config
+        .broker
+        .clone()
+        .with_schema_id_check(registry.id_check());
+    let handle = Broker::start(broker_config)
         .await
         .map_err(|e| broker_error(e, &config))?;
     http.set_ready(handle.broker().clone());
@@ -54,26 +62,25 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::runtime(format!("cannot create the dead-letter API's client: {e}")))?;
     dlq.set(Some(transport));
-    tracing::info!(
-        registry_listen = %config.registry_listen,
-        "the schema registry is not served yet; registry_listen is kept for it and not bound"
-    );
     announce(
         &config,
         handle.kafka_addr(),
         http.local_addr(),
+        registry.local_addr(),
         handle.broker(),
     );
 
     wait_for_signal().await?;
     tracing::info!("shutting down: finishing requests in flight");
     http.shutdown().await;
+    let registry = registry.stop_serving().await;
     // Its client goes before the broker it talks to.
     dlq.set(None);
     handle
         .shutdown()
         .await
         .map_err(|e| CliError::runtime(format!("the broker did not stop cleanly: {e}")))?;
+    registry.close().await?;
     tracing::info!("herald stopped");
     Ok(())
 }
@@ -124,7 +131,7 @@ fn lock_data_dir(dir: &Path) -> Result<File, CliError> {
     }
 }
 
-fn in_use(addr: SocketAddr, what: &str, flag: &str, source: std::io::Error) -> CliError {
+pub(crate) fn in_use(addr: SocketAddr, what: &str, flag: &str, source: std::io::Error) -> CliError {
     if source.kind() == std::io::ErrorKind::AddrInUse {
         CliError::runtime(format!(
             "cannot listen on {addr} ({what}): the address is in use: is another herald \
@@ -154,7 +161,13 @@ fn broker_error(e: BrokerError, config: &ServeConfig) -> CliError {
 }
 
 /// Prints the machine-readable ready line, then the banner for people.
-fn announce(config: &ServeConfig, kafka: SocketAddr, http: SocketAddr, broker: &Broker) {
+fn announce(
+    config: &ServeConfig,
+    kafka: SocketAddr,
+    http: SocketAddr,
+    registry: SocketAddr,
+    broker: &Broker,
+) {
     let (host, port) = broker.advertised_address();
     let server = format!("http://{http}");
     let flag = if server == DEFAULT_SERVER {
@@ -163,11 +176,12 @@ fn announce(config: &ServeConfig, kafka: SocketAddr, http: SocketAddr, broker: &
         format!(" --server {server}")
     };
     let banner = format!(
-        "herald ready kafka={kafka} http={http}\n\
+        "herald ready kafka={kafka} http={http} registry={registry}\n\
          \n\
          Herald {version} is running.\n\
          \x20 Kafka API   {kafka}  (clients use bootstrap.servers={host}:{port})\n\
          \x20 HTTP API    {server}  (/health /ready /metrics /api/v1)\n\
+         \x20 Schemas     http://{registry}  (Confluent schema registry API; herald schemas)\n\
          \x20 data        {data}\n\
          \n\
          Try it from another terminal:\n\

@@ -15,7 +15,7 @@ use toml::{Table, Value};
 
 use crate::error::CliError;
 
-/// Default schema-registry address (served by a later release).
+/// Default schema-registry address.
 pub(crate) const DEFAULT_REGISTRY_LISTEN: &str = "127.0.0.1:8081";
 
 /// Flags of `herald serve`. Each also reads its `HERALD_*` environment variable.
@@ -33,7 +33,7 @@ pub(crate) struct ServeArgs {
     /// HTTP API and /metrics address [default: 127.0.0.1:8080]
     #[arg(long, env = "HERALD_HTTP_LISTEN", value_name = "ADDR")]
     pub(crate) http_listen: Option<SocketAddr>,
-    /// Schema registry address (not served yet; checked and kept) [default: 127.0.0.1:8081]
+    /// Schema registry (Confluent REST API) address [default: 127.0.0.1:8081]
     #[arg(long, env = "HERALD_REGISTRY_LISTEN", value_name = "ADDR")]
     pub(crate) registry_listen: Option<SocketAddr>,
     /// Host name Kafka clients are told to connect to [default: the listen address]
@@ -168,7 +168,7 @@ pub(crate) const ENV_SETTINGS: &[(&str, &[&str], Kind)] = &[
 pub(crate) struct ServeConfig {
     pub(crate) broker: BrokerConfig,
     pub(crate) http: HttpConfig,
-    /// Kept for the schema registry; nothing binds it yet.
+    /// Where the schema registry's REST API listens.
     pub(crate) registry_listen: SocketAddr,
     /// An explicit log filter; `None` falls back to `RUST_LOG`, then `info`.
     pub(crate) log_level: Option<String>,

@@ -1,0 +1,77 @@
+//! The schema registry inside `herald serve`: opened from `<data-dir>/registry/`, its
+//! Confluent REST API bound on `registry_listen`, and handed to the broker as the check
+//! behind `confluent.{key,value}.schema.validation`.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use herald_broker::validation::SchemaIdCheck;
+use herald_registry::{
+    Registry, RegistryConfig,
+    http::{RegistryHttpConfig, RegistryServer},
+};
+
+use super::{ServeConfig, in_use};
+use crate::error::CliError;
+
+/// The open registry and its listener.
+pub(super) struct Served {
+    registry: Registry,
+    server: RegistryServer,
+}
+
+/// The registry after its listener stopped, until its log is closed.
+pub(super) struct Stopped(Registry);
+
+impl Served {
+    pub(super) async fn start(config: &ServeConfig) -> Result<Self, CliError> {
+        let data_dir = config.broker.data_dir.clone();
+        let registry = tokio::task::spawn_blocking(move || {
+            Registry::open(&data_dir, RegistryConfig::default())
+        })
+        .await
+        .map_err(|e| CliError::runtime(format!("the schema registry did not open: {e}")))?
+        .map_err(|e| {
+            CliError::runtime(format!(
+                "cannot open the schema registry in {}: {e}",
+                config.broker.data_dir.join("registry").display()
+            ))
+        })?;
+        let server = RegistryServer::bind(
+            RegistryHttpConfig::new(config.registry_listen),
+            registry.clone(),
+        )
+        .await
+        .map_err(|e| {
+            in_use(
+                config.registry_listen,
+                "schema registry",
+                "--registry-listen",
+                e,
+            )
+        })?;
+        Ok(Self { registry, server })
+    }
+
+    pub(super) fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub(super) fn id_check(&self) -> Arc<dyn SchemaIdCheck> {
+        Arc::new(self.registry.clone())
+    }
+
+    /// Stops the listener (requests in flight finish); the log stays open for the
+    /// broker's validation until [`Stopped::close`].
+    pub(super) async fn stop_serving(self) -> Stopped {
+        self.server.shutdown().await;
+        Stopped(self.registry)
+    }
+}
+
+impl Stopped {
+    pub(super) async fn close(self) -> Result<(), CliError> {
+        self.0.close().await.map_err(|e| {
+            CliError::runtime(format!("the schema registry did not close cleanly: {e}"))
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! `herald schemas` against `herald serve` on port 0: list, register, get, check, the
+//! error a user sees for an incompatible schema and for no registry, schemas across a
+//! restart, and broker-side validation of a topic as `herald produce` meets it.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+fn herald() -> Command {
+    let mut cmd = Command::new(HERALD);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("HERALD_") {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+struct Serve {
+    child: Child,
+    http: String,
+    registry: String,
+}
+
+impl Serve {
+    fn start(data: &Path, log: &Path) -> Serve {
+        let mut child = herald()
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--kafka-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--registry-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("herald ready ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!(
+                "no ready line: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+                .to_string()
+        };
+        Serve {
+            http: format!("http://{}", field("http")),
+            registry: format!("http://{}", field("registry")),
+            child,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = herald();
+        cmd.args(args)
+            .env("HERALD_REGISTRY", &self.registry)
+            .env("HERALD_SERVER", &self.http);
+        run(&mut cmd, stdin)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "herald {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "herald did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "command did not finish within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const V1: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
+const V2: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"cents","type":"long","default":0}]}"#;
+// Adds a field without a default: cannot read data written with V2.
+const BAD: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"note","type":"string"}]}"#;
+
+#[test]
+fn register_get_list_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Serve::start(&dir.path().join("data"), &dir.path().join("serve.log"));
+    assert!(s.ok(&["schemas", "list"]).contains("no subjects"));
+    let v1 = write(dir.path(), "order.avsc", V1);
+    let out = s.ok(&["schemas", "register", "orders-value", v1.to_str().unwrap()]);
+    assert_eq!(out.trim(), "registered orders-value version 1 id 1");
+    let v2 = write(dir.path(), "order2.avsc", V2);
+    assert!(
+        s.ok(&["schemas", "check", "orders-value", v2.to_str().unwrap()])
+            .contains("compatible")
+    );
+    s.ok(&["schemas", "register", "orders-value", v2.to_str().unwrap()]);
+    let proto = write(
+        dir.path(),
+        "pay.proto",
+        "syntax = \"proto3\";\nmessage Paid { string id = 1; }\n",
+    );
+    s.ok(&[
+        "schemas",
+        "register",
+        "payments-value",
+        proto.to_str().unwrap(),
+    ]);
+
+    let list = s.ok(&["schemas", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["SUBJECT", "LATEST", "ID", "TYPE"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["orders-value", "2", "2", "AVRO"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["payments-value", "1", "3", "PROTOBUF"]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["schemas", "list", "-o", "json"])).unwrap();
+    assert_eq!(json[1]["schemaType"], "PROTOBUF");
+
+    let got = s.ok(&["schemas", "get", "orders-value", "1"]);
+    assert!(
+        got.starts_with("# orders-value version 1 id 1 (AVRO)"),
+        "{got}"
+    );
+    assert!(got.contains("\"name\": \"Order\""), "{got}");
+    assert!(
+        s.ok(&["schemas", "get", "--id", "3"])
+            .contains("message Paid")
+    );
+
+    let bad = write(dir.path(), "bad.avsc", BAD);
+    let out = s.run(
+        &["schemas", "check", "orders-value", bad.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NOT compatible") && stdout.contains("READER_FIELD_MISSING_DEFAULT_VALUE"),
+        "{stdout}"
+    );
+    let out = s.run(
+        &["schemas", "register", "orders-value", bad.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error_code 409") && err.contains("herald schemas check"),
+        "{err}"
+    );
+
+    let out = s.run(&["schemas", "get", "nobody"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("herald schemas list"));
+    let unknown = write(dir.path(), "x.txt", "{}");
+    let out = s.run(
+        &["schemas", "register", "x", unknown.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--type"));
+
+    // Schemas survive a restart of herald serve.
+    let data = dir.path().join("data");
+    s.stop();
+    let s = Serve::start(&data, &dir.path().join("serve2.log"));
+    let got = s.ok(&["schemas", "get", "orders-value"]);
+    assert!(got.starts_with("# orders-value version 2 id 2"), "{got}");
+}
+
+#[test]
+fn no_registry_says_what_to_do() {
+    let out = run(
+        herald().args(["schemas", "list", "--registry", "http://127.0.0.1:9"]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not reachable at http://127.0.0.1:9")
+            && err.contains("herald serve")
+            && err.contains("--registry"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_validated_topic_refuses_records_without_a_registered_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Serve::start(&dir.path().join("data"), &dir.path().join("serve.log"));
+    s.ok(&[
+        "topics",
+        "create",
+        "orders",
+        "--config",
+        "confluent.value.schema.validation=true",
+    ]);
+    let described = s.ok(&["topics", "describe", "orders"]);
+    assert!(
+        described.contains("confluent.value.schema.validation") && described.contains("true"),
+        "{described}"
+    );
+    let out = s.run(&["produce", "orders", "not framed"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema validation failed") && err.contains("magic byte"),
+        "{err}"
+    );
+    let tail = s.ok(&["tail", "orders", "--from-beginning", "-o", "json"]);
+    assert!(tail.trim().is_empty(), "nothing was written: {tail}");
+    let out = s.run(
+        &[
+            "topics",
+            "create",
+            "t2",
+            "--config",
+            "confluent.value.schema.validation=maybe",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not true or false"));
+}
