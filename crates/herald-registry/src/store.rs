@@ -4,7 +4,7 @@
 //!
 //! Each record's key is its kind and its value one [`LogRecord`] as JSON. A registration
 //! that introduces a new id writes its `schema` and `version` records in one batch, so
-//! recovery sees both or neither. docs/adr/0008-schema-registry-storage.md says why.
+//! recovery sees both or neither. docs/adr/0010-schema-registry-storage-and-identity.md says why.
 
 use std::{
     path::Path,
