@@ -9,6 +9,70 @@
 //! loads again and decides again, up to [`Repository::with_conflict_retries`] times.
 //! [`Repository::load_at_version`] and [`Repository::load_at_time`] show the state as
 //! of an earlier version or time.
+//!
+//! The bank account (deposits, withdrawals, no overdraft, the balance as of a past time):
+//!
+//! ```
+//! use herald_sql::{Aggregate, HeraldDb, Repository, RepositoryError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Account { balance: u64 }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! #[serde(tag = "type")]
+//! enum Event { Deposited { amount: u64 }, Withdrawn { amount: u64 } }
+//!
+//! enum Command { Deposit(u64), Withdraw(u64) }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("insufficient funds: balance {balance}, requested {requested}")]
+//! struct InsufficientFunds { balance: u64, requested: u64 }
+//!
+//! impl Aggregate for Account {
+//!     const CATEGORY: &'static str = "account";
+//!     type Event = Event;
+//!     type Command = Command;
+//!     type Error = InsufficientFunds;
+//!
+//!     fn event_type(e: &Event) -> &'static str {
+//!         match e { Event::Deposited { .. } => "bank.deposited", Event::Withdrawn { .. } => "bank.withdrawn" }
+//!     }
+//!     fn apply(&mut self, e: &Event) {
+//!         match e {
+//!             Event::Deposited { amount } => self.balance += amount,
+//!             Event::Withdrawn { amount } => self.balance -= amount,
+//!         }
+//!     }
+//!     fn handle(&self, c: &Command) -> Result<Vec<Event>, InsufficientFunds> {
+//!         match *c {
+//!             Command::Deposit(amount) => Ok(vec![Event::Deposited { amount }]),
+//!             Command::Withdraw(amount) if amount > self.balance => {
+//!                 Err(InsufficientFunds { balance: self.balance, requested: amount })
+//!             }
+//!             Command::Withdraw(amount) => Ok(vec![Event::Withdrawn { amount }]),
+//!         }
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let db = HeraldDb::open(dir.path().join("bank.db")).await?;
+//! let accounts: Repository<_, Account> =
+//!     Repository::new(db.event_store(), "urn:bank").with_conflict_retries(3);
+//! accounts.execute("ada", &Command::Deposit(100)).await?;
+//! std::thread::sleep(std::time::Duration::from_millis(5));
+//! let before_withdrawal = std::time::SystemTime::now();
+//! std::thread::sleep(std::time::Duration::from_millis(5));
+//! accounts.execute("ada", &Command::Withdraw(30)).await?;
+//! let refused = accounts.execute("ada", &Command::Withdraw(500)).await;
+//! assert!(matches!(refused, Err(RepositoryError::Domain(InsufficientFunds { balance: 70, .. }))));
+//! assert_eq!(accounts.load("ada").await?.state.balance, 70);
+//! assert_eq!(accounts.load_at_time("ada", before_withdrawal).await?.state.balance, 100);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::{fmt, marker::PhantomData, time::SystemTime};
 

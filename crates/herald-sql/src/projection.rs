@@ -261,9 +261,7 @@ impl<DB: Backend, P: Projection<DB>> ProjectionRunner<DB, P> {
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) -> Result<()> {
-        let mut waker = DB::waker(self.store.pool(), self.config.poll_interval)
-            .await
-            .map_err(Error::db(DB::BACKEND, "listening for new events"))?;
+        let mut waker = crate::relay::waker(self.store.pool(), self.config.poll_interval).await;
         let mut backoff = self.config.retry.backoff();
         while !*stopped.borrow() {
             match self.run_batch().await {

@@ -50,6 +50,7 @@ use crate::{
     backend::{Backend, Row},
     codec::{self, RELAY_SLOTS, now_ms},
     error::{Error, Result},
+    wake::Waker,
 };
 
 /// Unsent rows (gauge).
@@ -345,42 +346,45 @@ impl<DB: Backend, P: Publisher> Relay<DB, P> {
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) -> Result<RelayStats> {
-        let mut waker = DB::waker(&self.pool, self.config.poll_interval)
-            .await
-            .map_err(db::<DB>("listening for new events"))?;
+        let mut waker = waker(&self.pool, self.config.poll_interval).await;
         let mut backoff = self.config.retry.backoff();
         let mut last_purge = Instant::now();
         let mut last_metrics: Option<Instant> = None;
         while !*stopped.borrow() {
-            match self.run_once().await {
+            let outcome = self.run_once().await;
+            // The backlog matters most when publishing fails: refresh it either way.
+            if last_metrics.is_none_or(|t| t.elapsed() >= self.config.metrics_interval) {
+                last_metrics = Some(Instant::now());
+                if let Err(e) = self.record_metrics().await {
+                    tracing::warn!(error = %e, "reading the outbox backlog");
+                }
+            }
+            let pause = match outcome {
                 Ok(_) => {
                     backoff = self.config.retry.backoff();
-                    if last_metrics.is_none_or(|t| t.elapsed() >= self.config.metrics_interval) {
-                        last_metrics = Some(Instant::now());
-                        if let Err(e) = self.record_metrics().await {
-                            tracing::warn!(error = %e, "reading the outbox backlog");
-                        }
-                    }
                     if last_purge.elapsed() >= self.config.purge_interval {
                         last_purge = Instant::now();
                         if let Err(e) = self.purge().await {
                             tracing::warn!(error = %e, "outbox retention failed");
                         }
                     }
-                    tokio::select! {
-                        _ = waker.wait() => {}
-                        _ = stopped.changed() => {}
-                    }
+                    None
                 }
                 Err(e) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "relay cycle failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stopped.changed() => {}
-                    }
+                    Some(delay)
                 }
+            };
+            tokio::select! {
+                _ = async {
+                    match pause {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => waker.wait().await,
+                    }
+                } => {}
+                _ = stopped.changed() => {}
             }
         }
         // Hand the slots over now rather than after the lease runs out.
@@ -415,6 +419,17 @@ async fn backlog<DB: Backend>(pool: &Pool<DB>) -> Result<Backlog> {
         events: events as u64,
         oldest_age: oldest.map(|ms| Duration::from_millis((now_ms() - ms).max(0) as u64)),
     })
+}
+
+/// The database's waker; polling if LISTEN cannot be set up (it is only an optimisation).
+pub(crate) async fn waker<DB: Backend>(pool: &Pool<DB>, poll: Duration) -> Waker {
+    match DB::waker(pool, poll).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot LISTEN for new events; polling");
+            Waker::poll(poll)
+        }
+    }
 }
 
 fn db<DB: Backend>(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
