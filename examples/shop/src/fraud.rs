@@ -1,0 +1,130 @@
+//! A fraud check added after the fact: a new consumer group on [`ORDERS`] that looks
+//! at every placed order and flags suspicious ones. No producer changes: the order
+//! service does not know it exists (`tests/fraud.rs` shows it joining a running shop and
+//! reading the orders placed before it joined).
+//!
+//! An order is suspicious when its total is above
+//! [`Settings::fraud_threshold_cents`], or when it ships to another country than the
+//! customer's previous order. Table `fraud_checks (order_id, customer_id, country,
+//! flagged, reason)`.
+
+use herald::{
+    HandlerContext, HandlerError, RouterHandle, router::RouterError, transport::Transport,
+};
+
+use crate::{
+    db::{DbError, ServiceDb},
+    events::{ORDERS, OrderPlaced},
+    service::router,
+    settings::Settings,
+    unit_of_work, with_db,
+};
+
+/// The fraud check's name, consumer group and database.
+pub const NAME: &str = "fraud";
+
+const TABLES: &[&str] = &["CREATE TABLE IF NOT EXISTS fraud_checks (
+        order_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        country TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        flagged BIGINT NOT NULL,
+        reason TEXT
+    )"];
+
+/// A flagged order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// The order.
+    pub order_id: String,
+    /// Why it was flagged.
+    pub reason: String,
+}
+
+/// Starts the fraud check's consumer group: it reads [`ORDERS`] from the start.
+pub async fn start<T: Transport>(
+    transport: T,
+    db: &ServiceDb,
+    settings: &Settings,
+) -> Result<RouterHandle, crate::ShopError> {
+    db.create_tables(TABLES).await?;
+    Ok(consumers(transport, db, settings).await?)
+}
+
+async fn consumers<T: Transport>(
+    transport: T,
+    db: &ServiceDb,
+    settings: &Settings,
+) -> Result<RouterHandle, RouterError> {
+    let (check_db, threshold) = (db.clone(), settings.fraud_threshold_cents);
+    router(transport, NAME, db, settings.give_up_after)
+        .on(ORDERS, move |order: OrderPlaced, ctx| {
+            let db = check_db.clone();
+            async move { check(&db, threshold, order, ctx).await }
+        })
+        .start()
+        .await
+}
+
+async fn check(
+    db: &ServiceDb,
+    threshold: i64,
+    order: OrderPlaced,
+    ctx: HandlerContext,
+) -> Result<(), HandlerError> {
+    unit_of_work!(db, ctx, |tx| {
+        let previous: Option<String> = sqlx::query_scalar(
+            "SELECT country FROM fraud_checks WHERE customer_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&order.customer_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(HandlerError::transient)?;
+        let reason = if order.total_cents > threshold {
+            Some(format!(
+                "total {} cents is above {threshold}",
+                order.total_cents
+            ))
+        } else {
+            previous
+                .filter(|c| *c != order.address.country)
+                .map(|c| format!("ships to {} after {c}", order.address.country))
+        };
+        sqlx::query(
+            "INSERT INTO fraud_checks (order_id, customer_id, country, seq, flagged, reason)
+             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM fraud_checks), $4, $5)",
+        )
+        .bind(&order.order_id)
+        .bind(&order.customer_id)
+        .bind(&order.address.country)
+        .bind(i64::from(reason.is_some()))
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(HandlerError::transient)?;
+        Vec::new()
+    })
+}
+
+/// Orders checked, and the flagged ones.
+pub async fn results(db: &ServiceDb) -> Result<(i64, Vec<Flag>), DbError> {
+    with_db!(db, |d, _inbox| {
+        let checked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fraud_checks")
+            .fetch_one(d.pool())
+            .await
+            .map_err(DbError::query("reading fraud checks"))?;
+        let flags: Vec<(String, String)> = sqlx::query_as(
+            "SELECT order_id, reason FROM fraud_checks WHERE flagged = 1 ORDER BY order_id",
+        )
+        .fetch_all(d.pool())
+        .await
+        .map_err(DbError::query("reading fraud checks"))?;
+        Ok((
+            checked,
+            flags
+                .into_iter()
+                .map(|(order_id, reason)| Flag { order_id, reason })
+                .collect(),
+        ))
+    })
+}
