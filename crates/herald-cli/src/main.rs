@@ -78,6 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: commands::SchemasCommand,
     },
+    /// Run the reference shop (examples/shop) in this process with no external service:
+    /// place orders, inject failures, print a summary (`herald demo --help`).
+    Demo(commands::DemoArgs),
     /// Benchmark Herald against NATS JetStream, Redis Streams and RabbitMQ on one
     /// workload (`herald bench --help`; docs/benchmarks.md).
     #[command(disable_help_flag = true)]
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             Command::Tail(args) => commands::tail(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Schemas { registry, command } => commands::schemas(registry, command).await,
+            Command::Demo(args) => commands::demo(args).await,
             Command::Bench { args } => bench(args).await,
         }
     });

@@ -1,11 +1,13 @@
 //! The commands that talk to a running broker over its HTTP API.
 
 mod admin;
+mod demo;
 mod produce;
 mod schemas;
 mod tail;
 
 pub(crate) use admin::{GroupsCommand, TopicsCommand, groups, topics};
+pub(crate) use demo::{DemoArgs, demo};
 pub(crate) use produce::{ProduceArgs, produce};
 pub(crate) use schemas::{RegistryArgs, SchemasCommand, schemas};
 pub(crate) use tail::{TailArgs, tail};

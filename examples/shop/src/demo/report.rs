@@ -266,7 +266,7 @@ impl fmt::Display for DemoReport {
         if let Some(down) = self.crash {
             writeln!(
                 f,
-                "  (the payment consumer crashed and was down {}: its inbox absorbed the redeliveries)",
+                "  (the payment consumer crashed and was down {}; it resumed from its last commit, and its inbox kept redelivered commands from taking effect twice)",
                 ms(down)
             )?;
         }
