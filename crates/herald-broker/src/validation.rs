@@ -96,7 +96,9 @@ pub(crate) async fn check_produce(
     let Some(t) = topics.get(topic) else {
         return Ok(());
     };
-    let validation = topic_config::schema_validation(&t.configs());
+    // On every produce: read the overrides in place rather than cloning them.
+    let validation =
+        topic_config::schema_validation(&t.configs.read().unwrap_or_else(|p| p.into_inner()));
     if !validation.any() {
         return Ok(());
     }

@@ -619,3 +619,37 @@ async fn concurrent_registrations_of_one_schema_get_one_id() {
         json!(["s0", "s1", "s2"])
     );
 }
+
+#[tokio::test]
+async fn a_registry_log_record_it_cannot_read_stops_the_open_with_its_offset() {
+    let r = TestRegistry::start().await;
+    r.register("s", avro(USER_V1)).await;
+    let dir = r.dir.path().to_path_buf();
+    let TestRegistry {
+        dir: keep,
+        registry,
+        server,
+        ..
+    } = r;
+    server.unwrap().shutdown().await;
+    registry.close().await.unwrap();
+    drop(registry);
+    // Another program appends a record this version of Herald does not understand.
+    let log =
+        herald_log::Log::open(dir.join("registry"), herald_log::LogConfig::default()).unwrap();
+    let mut b = herald_log::records::BatchBuilder::new(herald_log::records::Compression::None);
+    b.push(
+        0,
+        Some(b"future".as_slice()),
+        Some(br#"{"kind":"from_the_future"}"#.as_slice()),
+        &[],
+    );
+    log.append(&mut b.build().unwrap()).unwrap();
+    log.close().unwrap();
+    let err = herald_registry::Registry::open(&dir, herald_registry::RegistryConfig::default())
+        .unwrap_err();
+    assert_eq!(err.error_code(), 50001);
+    // Offsets 0 and 1 are the schema and version records of the registration.
+    assert!(err.to_string().contains("offset 2"), "{err}");
+    drop(keep);
+}

@@ -182,11 +182,12 @@ impl Registry {
     pub fn id_status(&self, subject: &str, id: u32) -> herald_broker::validation::SchemaIdStatus {
         use herald_broker::validation::SchemaIdStatus;
         let state = self.read();
-        if state
-            .versions(subject, false)
-            .iter()
-            .any(|(_, e)| e.id == id)
-        {
+        // Called for every record of a validated topic: no allocation here.
+        let live = state
+            .subjects
+            .get(subject)
+            .is_some_and(|vs| vs.values().any(|e| e.id == id && !e.deleted));
+        if live {
             SchemaIdStatus::Registered
         } else if state.schemas.contains_key(&id) {
             SchemaIdStatus::NotInSubject
