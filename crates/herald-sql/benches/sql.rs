@@ -21,6 +21,7 @@ use tokio::runtime::Runtime;
 
 const BATCH: usize = 10;
 const RELAY_ROWS: usize = 2_000;
+const WRITERS: usize = 8;
 
 trait Plain: Backend {
     fn setup(pool: &Pool<Self>) -> impl std::future::Future<Output = ()> + Send;
@@ -53,6 +54,17 @@ macro_rules! impl_plain {
 }
 impl_plain!(Sqlite);
 impl_plain!(Postgres);
+
+/// Runs the futures concurrently on the runtime's threads and waits for all.
+async fn futures_join<F>(futures: impl Iterator<Item = F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
 
 fn uuid_like(n: i64) -> String {
     format!("{n:032x}")
@@ -115,6 +127,49 @@ fn bench_backend<DB: Plain>(c: &mut Criterion, rt: &Runtime, name: &str, db: Her
                         .append(&stream, ExpectedVersion::Any, events)
                         .await
                         .unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    // The cost of commit-ordered positions: WRITERS transactions at once, each on its
+    // own stream (appends) or its own rows (plain), so only the log head is shared.
+    group.throughput(Throughput::Elements((BATCH * WRITERS) as u64));
+    let mut base = 1_000_000_000i64;
+    group.bench_function(format!("plain_insert_{WRITERS}_writers"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let writes = (0..WRITERS).map(|w| {
+                        let pool = db.pool().clone();
+                        async move { DB::insert(&pool, base + (w * BATCH) as i64).await }
+                    });
+                    futures_join(writes).await;
+                    base += (WRITERS * BATCH) as i64;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function(format!("append_{WRITERS}_writers"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let writes = (0..WRITERS).map(|w| {
+                        let store = store.clone();
+                        async move {
+                            let stream = format!("w-{w}");
+                            let events = (0..BATCH).map(|_| event(&stream)).collect();
+                            store
+                                .append(&stream, ExpectedVersion::Any, events)
+                                .await
+                                .unwrap();
+                        }
+                    });
+                    futures_join(writes).await;
                 }
                 start.elapsed()
             })
