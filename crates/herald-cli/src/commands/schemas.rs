@@ -49,7 +49,11 @@ pub(crate) enum SchemasCommand {
         #[arg(required_unless_present = "id")]
         subject: Option<String>,
         /// Version number or `latest`
-        #[arg(id = "schema_version", default_value = "latest", value_name = "VERSION")]
+        #[arg(
+            id = "schema_version",
+            default_value = "latest",
+            value_name = "VERSION"
+        )]
         version: String,
         /// A global schema id instead of a subject
         #[arg(long, conflicts_with = "subject")]
