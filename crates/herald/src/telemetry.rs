@@ -4,7 +4,7 @@
 //! `unknown` for records that are not CloudEvents). Names follow
 //! `herald_sdk_<name>_total` for counters.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// Events whose handler succeeded.
 pub const HANDLED: &str = "herald_sdk_handled_total";
@@ -21,28 +21,25 @@ pub const DUPLICATES: &str = "herald_sdk_duplicates_total";
 /// Handler latency of successful and failed attempts, in seconds.
 pub const HANDLER_SECONDS: &str = "herald_sdk_handler_duration_seconds";
 
-/// The labels of one handled event.
+/// The labels of one handled event, built once per event and shared by its metrics
+/// (each use clones reference-counted strings, not the text).
 #[derive(Debug, Clone)]
-pub(crate) struct Labels {
-    pub(crate) group: String,
-    pub(crate) topic: String,
-    pub(crate) event_type: String,
-}
+pub(crate) struct Labels([metrics::Label; 3]);
 
 impl Labels {
-    fn pairs(&self) -> [(&'static str, String); 3] {
-        [
-            ("group", self.group.clone()),
-            ("topic", self.topic.clone()),
-            ("type", self.event_type.clone()),
-        ]
+    pub(crate) fn new(group: Arc<str>, topic: &str, event_type: &str) -> Self {
+        Self([
+            metrics::Label::new("group", group),
+            metrics::Label::new("topic", Arc::<str>::from(topic)),
+            metrics::Label::new("type", Arc::<str>::from(event_type)),
+        ])
     }
 
     pub(crate) fn count(&self, name: &'static str) {
-        metrics::counter!(name, &self.pairs()).increment(1);
+        metrics::counter!(name, self.0.iter()).increment(1);
     }
 
     pub(crate) fn handler_latency(&self, took: Duration) {
-        metrics::histogram!(HANDLER_SECONDS, &self.pairs()).record(took.as_secs_f64());
+        metrics::histogram!(HANDLER_SECONDS, self.0.iter()).record(took.as_secs_f64());
     }
 }

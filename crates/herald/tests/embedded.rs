@@ -125,3 +125,49 @@ async fn a_group_behind_the_log_start_resumes_from_the_start() {
     assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 4]);
     assert_eq!(t.apply_retention().unwrap(), 0, "nothing is old enough");
 }
+
+#[tokio::test]
+async fn polls_smaller_than_a_batch_hand_out_each_record_once_in_order() {
+    let h = EmbeddedHarness::new();
+    let t = h.transport();
+    t.create_topic("orders", 1).await.unwrap();
+    // Two publishes: two stored batches of 10 records.
+    let events: Vec<_> = (0..20).map(|i| step("a", i)).collect();
+    t.publish_envelopes("orders", &events[..10]).await.unwrap();
+    t.publish_envelopes("orders", &events[10..]).await.unwrap();
+    let tp = TopicPartition::new("orders", 0);
+    assert_eq!(
+        t.read(&tp, 2, 3).await.unwrap().len(),
+        3,
+        "a read keeps to max"
+    );
+
+    // Polls of 3 cut through both batches; the rest of a batch is handed out next poll.
+    let mut c = t.subscribe("billing", &["orders"]).await.unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < 8 {
+        let records = c.poll(3).await.unwrap();
+        assert!(records.len() <= 3);
+        offsets.extend(records.iter().map(|r| r.offset));
+    }
+    assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+    let at = offsets.len() as u64;
+    c.commit(&[herald::transport::CommitOffset {
+        partition: tp.clone(),
+        offset: 5,
+    }])
+    .await
+    .unwrap();
+    let mut rest = Vec::new();
+    while rest.len() < (20 - at) as usize {
+        rest.extend(c.poll(7).await.unwrap().into_iter().map(|r| r.offset));
+    }
+    assert_eq!(rest, (at..20).collect::<Vec<_>>());
+    drop(c);
+
+    // What a member read ahead is its own: the next member starts at the commit.
+    let mut next = t.subscribe("billing", &["orders"]).await.unwrap();
+    let again = next.poll(100).await.unwrap();
+    assert_eq!(again.first().map(|r| r.offset), Some(5));
+    assert_eq!(again.last().map(|r| r.offset), Some(19));
+}

@@ -7,6 +7,8 @@ use std::{
 };
 
 use super::{Inbox, InboxError, InboxKey};
+
+type Entries = HashMap<String, HashMap<String, SystemTime>>;
 use crate::transport::BoxFuture;
 
 /// An inbox in memory, for tests and single-process services whose handlers are
@@ -38,7 +40,8 @@ use crate::transport::BoxFuture;
 /// ```
 #[derive(Debug)]
 pub struct MemoryInbox {
-    entries: Mutex<HashMap<(String, String), SystemTime>>,
+    /// Group to event id to when it was recorded (nested, so a lookup needs no owned key).
+    entries: Mutex<Entries>,
     retention: Option<Duration>,
 }
 
@@ -67,22 +70,27 @@ impl MemoryInbox {
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(HashMap::len).sum()
     }
 
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().values().all(HashMap::is_empty)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), SystemTime>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn purge(entries: &mut HashMap<(String, String), SystemTime>, cutoff: SystemTime) -> u64 {
-        let before = entries.len();
-        entries.retain(|_, at| *at >= cutoff);
-        (before - entries.len()) as u64
+    fn purge(entries: &mut Entries, cutoff: SystemTime) -> u64 {
+        let mut purged = 0;
+        entries.retain(|_, ids| {
+            let before = ids.len();
+            ids.retain(|_, at| *at >= cutoff);
+            purged += before - ids.len();
+            !ids.is_empty()
+        });
+        purged as u64
     }
 }
 
@@ -90,7 +98,8 @@ impl Inbox for MemoryInbox {
     fn is_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>> {
         let entries = self.lock();
         let found = entries
-            .get(&(key.group.to_owned(), key.event_id.to_owned()))
+            .get(key.group)
+            .and_then(|ids| ids.get(key.event_id))
             .is_some_and(|at| self.retention.is_none_or(|r| SystemTime::now() < *at + r));
         Box::pin(std::future::ready(Ok(found)))
     }
@@ -101,8 +110,13 @@ impl Inbox for MemoryInbox {
         if let Some(r) = self.retention {
             Self::purge(&mut entries, now - r);
         }
+        if !entries.contains_key(key.group) {
+            entries.insert(key.group.to_owned(), HashMap::new());
+        }
         let new = entries
-            .insert((key.group.to_owned(), key.event_id.to_owned()), now)
+            .get_mut(key.group)
+            .expect("inserted above")
+            .insert(key.event_id.to_owned(), now)
             .is_none();
         Box::pin(std::future::ready(Ok(new)))
     }

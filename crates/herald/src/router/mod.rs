@@ -48,10 +48,10 @@ use crate::{
 use process::Shared;
 use resequence::{GapCallback, Stage};
 
-/// A registered handler, type-erased.
-pub(crate) type Handler = Arc<
-    dyn Fn(Envelope, HandlerContext) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync,
->;
+/// A registered handler, type-erased. It finds the event in the context
+/// ([`HandlerContext::envelope`]), so a typed handler decodes it without copying it.
+pub(crate) type Handler =
+    Arc<dyn Fn(HandlerContext) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Tuning of a router.
 #[derive(Debug, Clone)]
@@ -164,23 +164,30 @@ impl<T: Transport> RouterBuilder<T> {
         F: Fn(E, HandlerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        self.on_type(topic, E::TYPE, move |envelope: Envelope, ctx| {
-            let handler = handler.clone();
-            async move {
-                let event = envelope.decode::<E>().map_err(HandlerError::permanent)?;
-                handler(event, ctx).await
-            }
-        })
+        let erased: Handler =
+            Arc::new(
+                move |ctx: HandlerContext| match ctx.envelope().decode::<E>() {
+                    Ok(event) => Box::pin(handler(event, ctx)),
+                    Err(e) => Box::pin(std::future::ready(Err(HandlerError::permanent(e)))),
+                },
+            );
+        self.route(topic, E::TYPE, erased)
     }
 
     /// Handles events of `event_type` on `topic` as raw envelopes.
-    pub fn on_type<F, Fut>(mut self, topic: &str, event_type: &str, handler: F) -> Self
+    pub fn on_type<F, Fut>(self, topic: &str, event_type: &str, handler: F) -> Self
     where
         F: Fn(Envelope, HandlerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |e, ctx| Box::pin(handler(e, ctx)));
+        let erased: Handler = Arc::new(move |ctx: HandlerContext| {
+            let envelope = Envelope::clone(ctx.envelope());
+            Box::pin(handler(envelope, ctx))
+        });
+        self.route(topic, event_type, erased)
+    }
+
+    fn route(mut self, topic: &str, event_type: &str, handler: Handler) -> Self {
         self.routes
             .entry(topic.to_owned())
             .or_default()

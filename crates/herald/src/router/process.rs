@@ -4,13 +4,17 @@
 //! policy's parked ids) changes in the key's order.
 
 use std::{
+    any::Any,
     collections::{HashMap, VecDeque},
     fmt::Display,
     future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
@@ -25,7 +29,7 @@ use crate::{
     inbox::{Inbox, InboxKey},
     retry::{Decision, HandlerError},
     telemetry::{self, Labels},
-    transport::{ConsumedRecord, DynPublisher, header_str},
+    transport::{BoxFuture, ConsumedRecord, DynPublisher, header_str},
 };
 
 /// How a record's processing ended. Every outcome is final: its offset may be committed.
@@ -71,13 +75,32 @@ pub(crate) struct Shared {
     pub(crate) blocked: Mutex<HashMap<(String, Bytes), VecDeque<String>>>,
 }
 
-/// Aborts a spawned task when dropped, so a crashed router leaves no handler running.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// A handler's future with its panics caught: a panic while polling ends it with the
+/// panic's payload instead of unwinding through the router.
+struct CatchUnwind(BoxFuture<'static, Result<(), HandlerError>>);
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Future for CatchUnwind {
+    type Output = Result<Result<(), HandlerError>, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        // why AssertUnwindSafe: after a panic the future is never polled again (the
+        // caller drops it), so no state it left half-updated is observed.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-text panic payload")
 }
 
 impl Shared {
@@ -179,7 +202,7 @@ pub(crate) async fn process(
     };
     let event_type = decoded
         .as_ref()
-        .map_or_else(|_| "unknown".to_owned(), |e| e.event_type.clone());
+        .map_or("unknown", |e| e.event_type.as_str());
     let span = tracing::info_span!(
         "herald.handle",
         group = %shared.group,
@@ -189,11 +212,7 @@ pub(crate) async fn process(
         event.id = %event_id,
         event.r#type = %event_type,
     );
-    let labels = Labels {
-        group: shared.group.to_string(),
-        topic: record.topic.clone(),
-        event_type,
-    };
+    let labels = Labels::new(shared.group.clone(), &record.topic, event_type);
     let work = Work {
         shared: &shared,
         record: &record,
@@ -227,8 +246,8 @@ impl Work<'_> {
                     return Outcome::Skipped;
                 }
                 Blocked::Front => releases = true,
-                Blocked::Queued { front } => return self.park(&front, false).await,
-                Blocked::Behind { front } => return self.park(&front, true).await,
+                Blocked::Queued { front } => return Box::pin(self.park(&front, false)).await,
+                Blocked::Behind { front } => return Box::pin(self.park(&front, true)).await,
             }
         }
         if let Some(reason) = self.reject {
@@ -241,7 +260,7 @@ impl Work<'_> {
                 last_failure: now,
             };
             let traceparent = decoded.ok().and_then(|e| e.traceparent);
-            return self.dead_letter(failure, traceparent.as_deref()).await;
+            return Box::pin(self.dead_letter(failure, traceparent.as_deref())).await;
         }
         let envelope = match decoded {
             Ok(e) => e,
@@ -254,7 +273,7 @@ impl Work<'_> {
                     first_failure: now,
                     last_failure: now,
                 };
-                return self.dead_letter(failure, None).await;
+                return Box::pin(self.dead_letter(failure, None)).await;
             }
         };
         let outcome = self.handle(envelope).await;
@@ -291,7 +310,8 @@ impl Work<'_> {
         }
         let traceparent = envelope.traceparent.clone();
         let cause = Arc::new(envelope);
-        let mut backoff = shared.config.retry.backoff();
+        // Made at the first failure: seeding its random jitter costs a system call.
+        let mut backoff = None;
         let started = Instant::now();
         let mut first_failure = None;
         let mut attempt = 1;
@@ -311,12 +331,20 @@ impl Work<'_> {
             let result = {
                 let _permit = shared.permits.acquire().await.expect("never closed");
                 let t = Instant::now();
-                let mut task = AbortOnDrop(tokio::spawn(
-                    handler((*cause).clone(), ctx).in_current_span(),
-                ));
-                let result = match (&mut task.0).await {
+                // The handler runs on the key's worker task, a panic caught and treated
+                // as a transient failure. Calling it runs its synchronous part (a typed
+                // handler decodes the event there), so that part is guarded too.
+                let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx)));
+                let finished = match called {
+                    Ok(future) => CatchUnwind(future).await,
+                    Err(panic) => Err(panic),
+                };
+                let result = match finished {
                     Ok(r) => r,
-                    Err(e) => Err(HandlerError::transient(format!("handler panicked: {e}"))),
+                    Err(panic) => Err(HandlerError::transient(format!(
+                        "handler panicked: {}",
+                        panic_message(&*panic)
+                    ))),
                 };
                 self.labels.handler_latency(t.elapsed());
                 result
@@ -336,6 +364,7 @@ impl Work<'_> {
             self.labels.count(telemetry::FAILED);
             let now = SystemTime::now();
             let first = *first_failure.get_or_insert(now);
+            let backoff = backoff.get_or_insert_with(|| shared.config.retry.backoff());
             match backoff.decide(attempt, error.kind(), started.elapsed()) {
                 Decision::RetryAfter(delay) => {
                     tracing::warn!(attempt, error = %error, retry_in = ?delay, "handler failed; retrying");
@@ -353,7 +382,7 @@ impl Work<'_> {
                         first_failure: first,
                         last_failure: now,
                     };
-                    return self.dead_letter(failure, traceparent.as_deref()).await;
+                    return Box::pin(self.dead_letter(failure, traceparent.as_deref())).await;
                 }
             }
         }

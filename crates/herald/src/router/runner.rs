@@ -1,13 +1,20 @@
 //! The router's loop: poll, keep per-key order, track which offsets are final, commit.
+//!
+//! Each key with records to process has a *lane*: a queue of its records and one worker
+//! task that takes them one at a time, so a key's records run in offset order and
+//! different keys run in parallel. The worker reports each final outcome to the loop over
+//! a channel and ends when its lane is empty; the loop starts a new worker when the key
+//! gets records again. (A task per key run, not per record: spawning is the costliest
+//! step of handing a record over.)
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use bytes::Bytes;
 use tokio::{
-    sync::watch,
+    sync::{mpsc, watch},
     task::JoinSet,
     time::{Instant, MissedTickBehavior},
 };
@@ -66,15 +73,88 @@ impl Track {
 /// handling it (a malformed or late sequence number).
 type Job = (ConsumedRecord, Option<String>);
 
+/// A final outcome, reported by a worker.
+type Done = (TopicPartition, u64, Outcome);
+
+/// The records of one key waiting for its worker.
+#[derive(Default)]
+struct Lane(Mutex<LaneState>);
+
+#[derive(Default)]
+struct LaneState {
+    jobs: VecDeque<Job>,
+    /// Set by the worker when it found no job and ended: the lane takes no more.
+    closed: bool,
+}
+
+impl Lane {
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job`; gives it back if the lane's worker has ended.
+    fn offer(&self, job: Job) -> Option<Job> {
+        let mut state = self.lock();
+        if state.closed {
+            return Some(job);
+        }
+        state.jobs.push_back(job);
+        None
+    }
+
+    /// The worker's next job; `None` closes the lane.
+    fn next(&self) -> Option<Job> {
+        let mut state = self.lock();
+        let job = state.jobs.pop_front();
+        state.closed = job.is_none();
+        job
+    }
+
+    /// Drops the jobs not started; returns how many.
+    fn clear(&self) -> usize {
+        let mut state = self.lock();
+        let n = state.jobs.len();
+        state.jobs.clear();
+        n
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
+/// A key's worker: processes the lane's records in order, reporting each outcome.
+async fn work(
+    shared: Arc<Shared>,
+    lane: Arc<Lane>,
+    key: KeyId,
+    done: mpsc::UnboundedSender<Done>,
+) -> KeyId {
+    while let Some((record, reject)) = lane.next() {
+        let partition = record.topic_partition();
+        let offset = record.offset;
+        // Boxed: a task's future is allocated whole, and most of this one's size is
+        // the handler and dead-letter paths.
+        let outcome = Box::pin(process::process(shared.clone(), record, reject)).await;
+        if done.send((partition, offset, outcome)).is_err() {
+            break;
+        }
+    }
+    key
+}
+
 struct Runner<C> {
     shared: Arc<Shared>,
     consumer: C,
     tracks: HashMap<TopicPartition, Track>,
-    /// Keys with a record being processed, and the records waiting behind it.
-    busy: HashMap<KeyId, VecDeque<Job>>,
+    /// Keys with records being processed or waiting, and their lanes.
+    busy: HashMap<KeyId, Arc<Lane>>,
     /// Records of resequenced topics waiting for their predecessors (polled, in flight).
     stage: Option<Stage>,
-    workers: JoinSet<(KeyId, TopicPartition, u64, Outcome)>,
+    /// One worker per busy key; each returns its key when its lane is empty.
+    workers: JoinSet<KeyId>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
     in_flight: usize,
     stats: RouterStats,
 }
@@ -85,6 +165,7 @@ pub(super) async fn run<C: Consumer>(
     stage: Option<Stage>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<RouterStats, RouterError> {
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut runner = Runner {
         shared: shared.clone(),
         consumer,
@@ -92,6 +173,8 @@ pub(super) async fn run<C: Consumer>(
         busy: HashMap::new(),
         stage,
         workers: JoinSet::new(),
+        done_tx,
+        done_rx,
         in_flight: 0,
         stats: RouterStats::default(),
     };
@@ -112,9 +195,10 @@ pub(super) async fn run<C: Consumer>(
                     Err(_) => handle_alive = false,
                 }
             }
-            Some(done) = runner.workers.join_next(), if !runner.workers.is_empty() => {
-                let done = done.map_err(|e| RouterError::Task(e.to_string()))?;
-                runner.complete(done, true);
+            Some(done) = runner.done_rx.recv() => runner.settle_all(done),
+            Some(ended) = runner.workers.join_next(), if !runner.workers.is_empty() => {
+                let key = ended.map_err(|e| RouterError::Task(e.to_string()))?;
+                runner.retire(key);
             }
             _ = tokio::time::sleep_until(gap_deadline.unwrap_or_else(Instant::now)), if gap_deadline.is_some() => {
                 runner.expire_gaps();
@@ -166,15 +250,37 @@ impl<C: Consumer> Runner<C> {
         }
     }
 
-    /// Starts `job` now, or queues it behind its key.
+    /// Queues `job` behind its key, starting the key's worker if it has none.
     fn enqueue(&mut self, job: Job) {
         let key = KeyId::of(&job.0);
-        match self.busy.get_mut(&key) {
-            Some(waiting) => waiting.push_back(job),
-            None => {
-                self.busy.insert(key.clone(), VecDeque::new());
-                self.spawn(key, job);
-            }
+        let job = match self.busy.get(&key) {
+            Some(lane) => match lane.offer(job) {
+                None => return,
+                // The key's worker ended after its last job: start another.
+                Some(job) => job,
+            },
+            None => job,
+        };
+        let lane = Arc::new(Lane::default());
+        lane.lock().jobs.push_back(job);
+        self.busy.insert(key.clone(), lane.clone());
+        self.workers
+            .spawn(work(self.shared.clone(), lane, key, self.done_tx.clone()));
+    }
+
+    /// Forgets the lane of a worker that ended, unless the key has a newer one.
+    fn retire(&mut self, key: KeyId) {
+        if self.busy.get(&key).is_some_and(|lane| lane.is_closed()) {
+            self.busy.remove(&key);
+        }
+    }
+
+    /// Settles `first` and every other outcome already reported.
+    fn settle_all(&mut self, first: Done) {
+        let mut next = Some(first);
+        while let Some((tp, offset, outcome)) = next {
+            self.settle(&tp, offset, outcome);
+            next = self.done_rx.try_recv().ok();
         }
     }
 
@@ -183,10 +289,9 @@ impl<C: Consumer> Runner<C> {
     fn forget_revoked(&mut self, assigned: &HashSet<TopicPartition>) {
         self.tracks.retain(|tp, _| assigned.contains(tp));
         let mut dropped = 0;
-        for (key, waiting) in self.busy.iter_mut() {
+        for (key, lane) in &self.busy {
             if !assigned.contains(&key.partition) {
-                dropped += waiting.len();
-                waiting.clear();
+                dropped += lane.clear();
             }
         }
         if let Some(stage) = &mut self.stage {
@@ -195,16 +300,6 @@ impl<C: Consumer> Runner<C> {
             });
         }
         self.in_flight -= dropped;
-    }
-
-    fn spawn(&mut self, key: KeyId, (record, reject): Job) {
-        let shared = self.shared.clone();
-        self.workers.spawn(async move {
-            let partition = record.topic_partition();
-            let offset = record.offset;
-            let outcome = process::process(shared, record, reject).await;
-            (key, partition, offset, outcome)
-        });
     }
 
     /// Counts a final outcome and lets its offset be committed.
@@ -223,22 +318,6 @@ impl<C: Consumer> Runner<C> {
             *count -= 1;
             if *count == 0 {
                 track.pending.remove(&offset);
-            }
-        }
-    }
-
-    /// Records a final outcome and starts the key's next record (unless stopping).
-    fn complete(
-        &mut self,
-        (key, tp, offset, outcome): (KeyId, TopicPartition, u64, Outcome),
-        go_on: bool,
-    ) {
-        self.settle(&tp, offset, outcome);
-        match self.busy.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(job) if go_on => self.spawn(key, job),
-            popped => {
-                let waiting = self.busy.remove(&key).map_or(0, |w| w.len());
-                self.in_flight -= waiting + usize::from(popped.is_some());
             }
         }
     }
@@ -275,23 +354,30 @@ impl<C: Consumer> Runner<C> {
     async fn drain(&mut self) {
         // Records waiting behind their key or for their predecessors never started:
         // leave them uncommitted.
-        for waiting in self.busy.values_mut() {
-            self.in_flight -= waiting.len();
-            waiting.clear();
+        for lane in self.busy.values() {
+            self.in_flight -= lane.clear();
         }
         if let Some(stage) = &mut self.stage {
             self.in_flight -= stage.forget(|_, _| true);
         }
         let grace = self.shared.config.shutdown_grace;
         let finished = tokio::time::timeout(grace, async {
-            while let Some(done) = self.workers.join_next().await {
-                match done {
-                    Ok(done) => self.complete(done, false),
-                    Err(e) => tracing::error!(error = %e, "router worker failed"),
+            loop {
+                tokio::select! {
+                    Some(done) = self.done_rx.recv() => self.settle_all(done),
+                    ended = self.workers.join_next() => match ended {
+                        None => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => tracing::error!(error = %e, "router worker failed"),
+                    },
                 }
             }
         })
         .await;
+        // Outcomes reported by workers that ended since the last receive.
+        while let Ok((tp, offset, outcome)) = self.done_rx.try_recv() {
+            self.settle(&tp, offset, outcome);
+        }
         if finished.is_err() {
             tracing::warn!(
                 group = %self.shared.group,

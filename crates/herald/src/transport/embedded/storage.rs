@@ -21,8 +21,12 @@ use crate::transport::{
     local::{GroupOffsets, Storage},
 };
 
-/// Bytes asked of the log per read; a read returns at least one whole batch anyway.
+/// Most bytes asked of the log per read; a read returns at least one whole batch anyway.
 const READ_BYTES: usize = 1 << 20;
+/// Fewest bytes asked of the log per read.
+const MIN_READ_BYTES: usize = 16 << 10;
+/// Bytes per record assumed before a read has seen any.
+const GUESS_RECORD_BYTES: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct TopicsFile {
@@ -227,14 +231,21 @@ impl Storage for LogStorage {
         let log = self.log(partition)?;
         let mut out = Vec::new();
         let mut next = offset;
+        let mut record_bytes = GUESS_RECORD_BYTES;
+        // Whole batches only: the records of the last batch past `max` are returned too
+        // (the consumer keeps them for its next poll) instead of being decoded again.
         while out.len() < max {
-            let read = log
-                .read(next, READ_BYTES)
-                .map_err(|e| log_error(partition, e))?;
+            // Ask for about what `max` records take, so a poll copies and checks the
+            // bytes it hands out and few more.
+            let want = (max - out.len())
+                .saturating_mul(record_bytes)
+                .clamp(MIN_READ_BYTES, READ_BYTES);
+            let read = log.read(next, want).map_err(|e| log_error(partition, e))?;
             if read.bytes.is_empty() {
                 break;
             }
             let mut pos = 0;
+            let (mut bytes, mut records) = (0, 0);
             while pos + LOG_OVERHEAD <= read.bytes.len() && out.len() < max {
                 let header = BatchHeader::parse(&read.bytes[pos..]).map_err(|e| {
                     TransportError::Storage(format!("partition {partition}: {e}").into())
@@ -243,31 +254,34 @@ impl Storage for LogStorage {
                 let batch = records::decode_batch(&read.bytes[pos..pos + len]).map_err(|e| {
                     TransportError::Storage(format!("partition {partition}: {e}").into())
                 })?;
-                for r in batch.records {
-                    let record_offset = r.offset as u64;
-                    if record_offset < next || out.len() >= max {
-                        continue;
-                    }
-                    out.push(ConsumedRecord {
-                        topic: partition.topic.clone(),
-                        partition: partition.partition,
-                        offset: record_offset,
-                        timestamp: r.timestamp,
-                        key: r.key.map(Into::into),
-                        value: r.value.map(Into::into),
-                        headers: r
-                            .headers
-                            .into_iter()
-                            .map(|h| Header {
-                                key: h.key,
-                                value: h.value,
-                            })
-                            .collect(),
-                    });
-                }
+                bytes += len;
+                records += batch.records.len();
+                out.extend(
+                    batch
+                        .records
+                        .into_iter()
+                        .filter(|r| r.offset as u64 >= next)
+                        .map(|r| ConsumedRecord {
+                            topic: partition.topic.clone(),
+                            partition: partition.partition,
+                            offset: r.offset as u64,
+                            timestamp: r.timestamp,
+                            key: r.key.map(Into::into),
+                            value: r.value.map(Into::into),
+                            headers: r
+                                .headers
+                                .into_iter()
+                                .map(|h| Header {
+                                    key: h.key,
+                                    value: h.value,
+                                })
+                                .collect(),
+                        }),
+                );
                 next = next.max(header.last_offset() as u64 + 1);
                 pos += len;
             }
+            record_bytes = bytes.checked_div(records).unwrap_or(record_bytes).max(1);
             if next >= read.high_watermark {
                 break;
             }

@@ -1,6 +1,10 @@
 //! A member of an in-process consumer group.
 
-use std::{collections::BTreeMap, fmt, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    fmt,
+    sync::Arc,
+};
 
 use tokio::sync::watch;
 
@@ -12,8 +16,11 @@ pub(crate) struct LocalConsumer<S: Storage> {
     engine: Arc<Engine<S>>,
     group: String,
     member: u64,
-    /// Assigned partitions and the next offset to read from each.
+    /// Assigned partitions and the next offset to hand out from each.
     positions: BTreeMap<TopicPartition, u64>,
+    /// Records read from storage but not handed out yet (the rest of a batch that held
+    /// more than a poll asked for), starting at the partition's position.
+    ahead: HashMap<TopicPartition, VecDeque<ConsumedRecord>>,
     changes: watch::Receiver<u64>,
     /// Where the next poll starts reading, so no partition starves the others.
     cursor: usize,
@@ -37,6 +44,7 @@ impl<S: Storage> LocalConsumer<S> {
             group: group.to_owned(),
             member,
             positions: BTreeMap::new(),
+            ahead: HashMap::new(),
             changes: engine.changes.subscribe(),
             cursor: 0,
         };
@@ -51,6 +59,7 @@ impl<S: Storage> LocalConsumer<S> {
         let assigned = state.assignment(&self.group, self.member);
         let Some(g) = state.groups.get_mut(&self.group) else {
             self.positions.clear();
+            self.ahead.clear();
             return;
         };
         let mut positions = BTreeMap::new();
@@ -64,8 +73,10 @@ impl<S: Storage> LocalConsumer<S> {
         for (tp, position) in positions.iter_mut() {
             if let Some(offset) = g.rewinds.remove(tp) {
                 *position = offset;
+                self.ahead.remove(tp);
             }
         }
+        self.ahead.retain(|tp, _| positions.contains_key(tp));
         self.positions = positions;
     }
 
@@ -100,12 +111,30 @@ impl<S: Storage> LocalConsumer<S> {
         self.cursor = self.cursor.wrapping_add(1);
         let mut out = Vec::new();
         for i in 0..partitions.len() {
-            let remaining = max_records - out.len();
+            let (tp, mut position) = partitions[(start + i) % partitions.len()].clone();
+            let mut remaining = max_records - out.len();
             if remaining == 0 {
                 break;
             }
-            let (tp, position) = &partitions[(start + i) % partitions.len()];
-            let records = match self.engine.storage.read(tp, *position, remaining) {
+            if let Some(ahead) = self.ahead.get_mut(&tp) {
+                // Never empty while in the map, so this hands out at least one record.
+                let take = remaining.min(ahead.len());
+                out.extend(ahead.drain(..take));
+                remaining -= take;
+                let exhausted = ahead.is_empty();
+                if exhausted {
+                    self.ahead.remove(&tp);
+                }
+                if let Some(last) = out.last() {
+                    position = last.offset + 1;
+                    self.positions.insert(tp.clone(), position);
+                }
+                if !exhausted || remaining == 0 {
+                    continue;
+                }
+            }
+            let (tp, position) = (&tp, &position);
+            let mut records = match self.engine.storage.read(tp, *position, remaining) {
                 Err(TransportError::OffsetOutOfRange { .. }) => {
                     // Retention removed records this group had not read: resume from the
                     // partition's start (Kafka's auto.offset.reset=earliest).
@@ -122,6 +151,10 @@ impl<S: Storage> LocalConsumer<S> {
                 }
                 other => other?,
             };
+            if records.len() > remaining {
+                let rest = records.split_off(remaining);
+                self.ahead.insert(tp.clone(), rest.into());
+            }
             if let Some(last) = records.last() {
                 self.positions.insert(tp.clone(), last.offset + 1);
             }

@@ -44,7 +44,9 @@ pub(crate) trait Storage: Send + Sync + 'static {
         records: &[OutgoingRecord],
         now_ms: i64,
     ) -> Result<(u64, BoxFuture<'static, Result<()>>)>;
-    /// Up to `max` records from `offset` on.
+    /// Records from `offset` on: `max` of them when that many are readable, or fewer at
+    /// the end of the partition. A storage that decodes whole batches may return more
+    /// than `max` (the rest of the last batch it decoded) rather than decode it twice.
     fn read(
         &self,
         partition: &TopicPartition,
@@ -221,9 +223,9 @@ impl<S: Storage> Engine<S> {
             return Ok(Vec::new());
         }
         let count = self.partitions_or_create(topic)?;
-        let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, r) in records.iter().enumerate() {
-            let p = match (r.partition, &r.key) {
+        let mut targets = Vec::with_capacity(records.len());
+        for r in &records {
+            targets.push(match (r.partition, &r.key) {
                 (Some(p), _) if p >= count => {
                     return Err(TransportError::UnknownPartition {
                         topic: topic.to_owned(),
@@ -234,8 +236,7 @@ impl<S: Storage> Engine<S> {
                 (Some(p), _) => p,
                 (None, Some(key)) => partition_for_key(key, count),
                 (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % count,
-            };
-            by_partition.entry(p).or_default().push(i);
+            });
         }
         let now = now_ms();
         let mut positions = vec![
@@ -245,9 +246,20 @@ impl<S: Storage> Engine<S> {
             };
             records.len()
         ];
+        // One batch per partition, in publish order within it. The common case, every
+        // record to one partition, appends the records as they came.
+        let mut by_partition: BTreeMap<u32, (Vec<usize>, Vec<OutgoingRecord>)> = BTreeMap::new();
+        if targets.windows(2).all(|w| w[0] == w[1]) {
+            by_partition.insert(targets[0], ((0..records.len()).collect(), records));
+        } else {
+            for (i, (r, p)) in records.into_iter().zip(&targets).enumerate() {
+                let (indexes, batch) = by_partition.entry(*p).or_default();
+                indexes.push(i);
+                batch.push(r);
+            }
+        }
         let mut pending = Vec::with_capacity(by_partition.len());
-        for (p, indexes) in by_partition {
-            let batch: Vec<OutgoingRecord> = indexes.iter().map(|i| records[*i].clone()).collect();
+        for (p, (indexes, batch)) in by_partition {
             let tp = TopicPartition::new(topic, p);
             let (base, durable) = self.storage.append(&tp, &batch, now)?;
             for (n, i) in indexes.into_iter().enumerate() {
@@ -293,7 +305,9 @@ impl<S: Storage> Engine<S> {
                 offset,
             });
         }
-        self.storage.read(tp, offset, max)
+        let mut records = self.storage.read(tp, offset, max)?;
+        records.truncate(max);
+        Ok(records)
     }
 
     pub(crate) fn end_offset(&self, tp: &TopicPartition) -> Result<u64> {
