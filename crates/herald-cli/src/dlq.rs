@@ -5,6 +5,16 @@
 //! [`KafkaTransport`], so it works unchanged against Apache Kafka or Redpanda. A letter's
 //! id is its event id; `P:O` (its partition and offset in the dead-letter topic, as
 //! `list` prints it) also works where an event id is ambiguous.
+//!
+//! With `--output json` every subcommand prints one JSON document on stdout, the same
+//! documents the HTTP API's `/api/v1/dlq` routes answer (docs/http-api.md): `list` an
+//! object with `topic`, `group`, `dlq_topic`, `count`, `failed`, `parked` and `letters`;
+//! `show` one letter (`id`, `letter`, `kind`, `group`, `key`, `reason`, `error_chain`,
+//! `attempts`, `first_failure`, `last_failure`, `blocked_by`, `traceparent`, `original`
+//! {`topic`, `partition`, `offset`}, `headers` [{`key`, `value`}], `payload`); `replay`
+//! and `discard` `{"matched", "replayed", "discarded"}`. Bytes are UTF-8 text, or
+//! `base64:...` when they are not; times are RFC 3339 UTC. Errors still go to stderr with
+//! the exit codes of every command, and a confirmation prompt goes to stderr.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
@@ -15,10 +25,12 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use herald::{
     DeadLetter, DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
-    dlq::DeadLetterKind, transport::kafka::KafkaConfig,
+    dlq::{DeadLetterKind, DlqCounts},
+    transport::kafka::KafkaConfig,
 };
+use serde_json::{Value, json};
 
-use crate::{error::CliError, output};
+use crate::{client::Output, error::CliError, output};
 
 /// How long to wait for a TCP connection to a bootstrap server before saying there is
 /// no broker.
@@ -74,6 +86,9 @@ pub(crate) struct QueueArgs {
     /// The consumer group that dead-lettered them.
     #[arg(long)]
     group: String,
+    /// Output format: `json` prints one JSON document (the HTTP API's shape)
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 /// Conditions on the letters; all must hold.
@@ -132,13 +147,21 @@ pub(crate) async fn dlq(command: DlqCommand) -> Result<(), CliError> {
         DlqCommand::List { queue, filter } => {
             let q = open(&queue).await?;
             let letters = q.list(&filter.to_filter()).await.map_err(failed)?;
-            print_list(&letters);
+            match queue.output {
+                Output::Table => print_list(&letters),
+                Output::Json => {
+                    output::json(&list_json(&queue.topic, &queue.group, q.topic(), &letters))?
+                }
+            }
             Ok(())
         }
         DlqCommand::Show { id, queue } => {
             let q = open(&queue).await?;
             let letter = find(&q, &queue, &id).await?;
-            print_letter(q.topic(), &letter);
+            match queue.output {
+                Output::Table => print_letter(q.topic(), &letter),
+                Output::Json => output::json(&letter_json(&letter))?,
+            }
             Ok(())
         }
         DlqCommand::Replay {
@@ -157,17 +180,20 @@ pub(crate) async fn dlq(command: DlqCommand) -> Result<(), CliError> {
                 return Ok(());
             };
             let counts = q.replay(&filter, target).await.map_err(failed)?;
-            println!(
-                "matched {}, replayed {} to {}{}",
-                counts.matched,
-                counts.replayed,
-                queue.topic,
-                if to_group_only {
-                    format!(" (group {} only)", queue.group)
-                } else {
-                    String::new()
-                }
-            );
+            match queue.output {
+                Output::Table => println!(
+                    "matched {}, replayed {} to {}{}",
+                    counts.matched,
+                    counts.replayed,
+                    queue.topic,
+                    if to_group_only {
+                        format!(" (group {} only)", queue.group)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Output::Json => output::json(&counts_json(counts))?,
+            }
             Ok(())
         }
         DlqCommand::Discard { queue, select } => {
@@ -177,7 +203,12 @@ pub(crate) async fn dlq(command: DlqCommand) -> Result<(), CliError> {
                 return Ok(());
             };
             let counts = q.discard(&filter).await.map_err(failed)?;
-            println!("matched {}, discarded {}", counts.matched, counts.discarded);
+            match queue.output {
+                Output::Table => {
+                    println!("matched {}, discarded {}", counts.matched, counts.discarded)
+                }
+                Output::Json => output::json(&counts_json(counts))?,
+            }
             Ok(())
         }
     }
@@ -306,8 +337,18 @@ async fn selection(
             "{verb} of {n} dead letter(s) needs confirmation: add --yes"
         )));
     }
-    print!("{verb} {n} dead letter(s) of {}? [y/N] ", q.topic());
-    let _ = std::io::stdout().flush();
+    // The prompt goes to stderr under --output json, so stdout stays one JSON document.
+    let prompt = format!("{verb} {n} dead letter(s) of {}? [y/N] ", q.topic());
+    match queue.output {
+        Output::Table => {
+            print!("{prompt}");
+            let _ = std::io::stdout().flush();
+        }
+        Output::Json => {
+            eprint!("{prompt}");
+            let _ = std::io::stderr().flush();
+        }
+    }
     let mut answer = String::new();
     std::io::stdin()
         .lock()
@@ -316,7 +357,10 @@ async fn selection(
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(Some(filter))
     } else {
-        println!("nothing done");
+        match queue.output {
+            Output::Table => println!("nothing done"),
+            Output::Json => output::json(&counts_json(DlqCounts::default()))?,
+        }
         Ok(None)
     }
 }
@@ -348,6 +392,60 @@ pub(crate) fn kind_name(k: DeadLetterKind) -> &'static str {
         DeadLetterKind::Failed => "failed",
         DeadLetterKind::Parked => "parked",
     }
+}
+
+/// A letter as JSON (`show`, and each of `list`'s letters; also the HTTP API's).
+pub(crate) fn letter_json(l: &DeadLetter) -> Value {
+    json!({
+        "id": l.event_id,
+        "letter": l.letter_id(),
+        "kind": kind_name(l.kind),
+        "group": l.group,
+        "key": l.key.as_deref().map(|k| text(Some(k))),
+        "reason": l.failure.reason,
+        "error_chain": l.failure.error_chain,
+        "attempts": l.failure.attempts,
+        "first_failure": time(l.failure.first_failure),
+        "last_failure": time(l.failure.last_failure),
+        "blocked_by": l.blocked_by,
+        "traceparent": l.traceparent,
+        "original": {
+            "topic": l.original_topic,
+            "partition": l.original_partition,
+            "offset": l.original_offset,
+        },
+        "headers": l.headers.iter()
+            .map(|h| json!({ "key": h.key, "value": h.value.as_deref().map(|v| text(Some(v))) }))
+            .collect::<Vec<_>>(),
+        "payload": l.value.as_deref().map(|v| text(Some(v))),
+    })
+}
+
+/// A group's letters with their counts as JSON (`list`; also the HTTP API's).
+pub(crate) fn list_json(
+    topic: &str,
+    group: &str,
+    dlq_topic: &str,
+    letters: &[DeadLetter],
+) -> Value {
+    let failed = letters
+        .iter()
+        .filter(|l| l.kind == DeadLetterKind::Failed)
+        .count();
+    json!({
+        "topic": topic,
+        "group": group,
+        "dlq_topic": dlq_topic,
+        "count": letters.len(),
+        "failed": failed,
+        "parked": letters.len() - failed,
+        "letters": letters.iter().map(letter_json).collect::<Vec<_>>(),
+    })
+}
+
+/// What a replay or discard did, as JSON (also the HTTP API's).
+pub(crate) fn counts_json(c: DlqCounts) -> Value {
+    json!({ "matched": c.matched, "replayed": c.replayed, "discarded": c.discarded })
 }
 
 fn print_list(letters: &[DeadLetter]) {

@@ -171,6 +171,57 @@ async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
         "{listed}"
     );
 
+    // --output json: one document each, the HTTP API's field names.
+    let listed: serde_json::Value = serde_json::from_str(
+        &ok(
+            &bootstrap,
+            &[
+                "list", "--topic", "payments", "--group", "ledger", "--output", "json",
+            ],
+        )
+        .await,
+    )
+    .expect("list --output json is one JSON document");
+    assert_eq!(listed["topic"], "payments");
+    assert_eq!(listed["group"], "ledger");
+    assert_eq!(listed["dlq_topic"], "payments.ledger.dlq");
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["failed"], 1);
+    assert_eq!(listed["parked"], 0);
+    let letter = &listed["letters"][0];
+    assert_eq!(letter["id"], poison.id.as_str());
+    assert_eq!(letter["kind"], "failed");
+    assert_eq!(letter["key"], "bad");
+    assert_eq!(letter["attempts"], 2);
+    assert_eq!(letter["original"]["topic"], "payments");
+    assert_eq!(letter["original"]["partition"], 0);
+    assert_eq!(letter["original"]["offset"], 1);
+    let shown: serde_json::Value = serde_json::from_str(
+        &ok(
+            &bootstrap,
+            &[
+                "show", &poison.id, "--topic", "payments", "--group", "ledger", "-o", "json",
+            ],
+        )
+        .await,
+    )
+    .expect("show --output json is one JSON document");
+    assert_eq!(&shown, letter, "show prints the letter list prints");
+    assert_eq!(shown["error_chain"][0], "card declined");
+    assert!(shown["reason"].as_str().unwrap().contains("card declined"));
+    assert!(shown["last_failure"].as_str().unwrap().ends_with('Z'));
+    let payload: serde_json::Value =
+        serde_json::from_str(shown["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["key"], "bad");
+    assert!(
+        shown["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["key"] == "ce_id" && h["value"] == poison.id.as_str()),
+        "{shown}"
+    );
+
     let shown = ok(
         &bootstrap,
         &[
@@ -251,6 +302,21 @@ async fn a_poison_event_is_listed_shown_replayed_with_its_id_and_discarded() {
     .await;
     assert!(discarded.contains("matched 1, discarded 1"), "{discarded}");
     wait_for_letters(&bootstrap, 0).await;
+    let none: serde_json::Value = serde_json::from_str(
+        &ok(
+            &bootstrap,
+            &[
+                "discard", "--all", "--yes", "--topic", "payments", "--group", "ledger", "-o",
+                "json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        none,
+        serde_json::json!({ "matched": 0, "replayed": 0, "discarded": 0 })
+    );
 
     router.shutdown().await.unwrap();
     broker.shutdown().await.unwrap();
@@ -285,6 +351,21 @@ fn replay_without_a_selection_is_a_usage_error_before_any_connection() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--id ID, --all, or filters"), "{err}");
+}
+
+#[test]
+fn an_unknown_output_format_is_a_usage_error() {
+    let out = Command::new(HERALD)
+        .args([
+            "dlq", "list", "--topic", "t", "--group", "g", "--output", "yaml",
+        ])
+        .args(["--bootstrap", "127.0.0.1:1"])
+        .env_remove("HERALD_BOOTSTRAP")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("json"), "the error lists the formats: {err}");
 }
 
 /// A running `herald serve` on port 0, killed when dropped.

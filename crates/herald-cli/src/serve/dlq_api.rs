@@ -19,14 +19,14 @@ use axum::{
     routing::{get, post},
 };
 use herald::{
-    DeadLetter, DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
+    DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
     dlq::{DeadLetterKind, DlqCounts},
 };
 use herald_broker::http::{ApiError, error::codes};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::dlq::{kind_name, parse_time, text, time};
+use crate::dlq::{self, letter_json, parse_time};
 
 /// `error_code` of an id that names no unresolved dead letter.
 pub(crate) const UNKNOWN_DEAD_LETTER: u32 = 40405;
@@ -163,35 +163,8 @@ fn unknown(topic: &str, group: &str, id: &str) -> ApiError {
     )
 }
 
-/// A letter as JSON: bytes as UTF-8 text, or `base64:...` when they are not.
-fn letter_json(l: &DeadLetter) -> Value {
-    json!({
-        "id": l.event_id,
-        "letter": l.letter_id(),
-        "kind": kind_name(l.kind),
-        "group": l.group,
-        "key": l.key.as_deref().map(|k| text(Some(k))),
-        "reason": l.failure.reason,
-        "error_chain": l.failure.error_chain,
-        "attempts": l.failure.attempts,
-        "first_failure": time(l.failure.first_failure),
-        "last_failure": time(l.failure.last_failure),
-        "blocked_by": l.blocked_by,
-        "traceparent": l.traceparent,
-        "original": {
-            "topic": l.original_topic,
-            "partition": l.original_partition,
-            "offset": l.original_offset,
-        },
-        "headers": l.headers.iter()
-            .map(|h| json!({ "key": h.key, "value": h.value.as_deref().map(|v| text(Some(v))) }))
-            .collect::<Vec<_>>(),
-        "payload": l.value.as_deref().map(|v| text(Some(v))),
-    })
-}
-
 fn counts_json(c: DlqCounts) -> Json<Value> {
-    Json(json!({ "matched": c.matched, "replayed": c.replayed, "discarded": c.discarded }))
+    Json(dlq::counts_json(c))
 }
 
 async fn list(
@@ -203,19 +176,12 @@ async fn list(
     let Query(params) = q.map_err(|e| bad(e.body_text()))?;
     let queue = state.queue(&topic, &group)?;
     let letters = queue.list(&params.to_filter()?).await.map_err(failed)?;
-    let failed_n = letters
-        .iter()
-        .filter(|l| l.kind == DeadLetterKind::Failed)
-        .count();
-    Ok(Json(json!({
-        "topic": topic,
-        "group": group,
-        "dlq_topic": queue.topic(),
-        "count": letters.len(),
-        "failed": failed_n,
-        "parked": letters.len() - failed_n,
-        "letters": letters.iter().map(letter_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(dlq::list_json(
+        &topic,
+        &group,
+        queue.topic(),
+        &letters,
+    )))
 }
 
 async fn show(
