@@ -121,9 +121,12 @@ impl<DB: Backend, P: Projection<DB>> ProjectionRunner<DB, P> {
         }
     }
 
-    /// Replaces the configuration.
+    /// Replaces the configuration (a batch size of 0 counts as 1).
     pub fn with_config(mut self, config: ProjectionConfig) -> Self {
-        self.config = config;
+        self.config = ProjectionConfig {
+            batch_size: config.batch_size.max(1),
+            ..config
+        };
         self
     }
 

@@ -168,9 +168,12 @@ impl<DB: Backend, P: Publisher> Relay<DB, P> {
         }
     }
 
-    /// Replaces the configuration.
+    /// Replaces the configuration (a batch size of 0 counts as 1).
     pub fn with_config(mut self, config: RelayConfig) -> Self {
-        self.config = config;
+        self.config = RelayConfig {
+            batch_size: config.batch_size.max(1),
+            ..config
+        };
         self
     }
 
@@ -350,8 +353,28 @@ impl<DB: Backend, P: Publisher> Relay<DB, P> {
         let mut backoff = self.config.retry.backoff();
         let mut last_purge = Instant::now();
         let mut last_metrics: Option<Instant> = None;
+        // Idle passes are skipped: nothing is new while the log head has not moved, and
+        // leases only need renewing a few times per lease period.
+        let mut drained: Option<(i64, Instant)> = None;
         while !*stopped.borrow() {
-            let outcome = self.run_once().await;
+            let head = self.head().await;
+            let idle = match (&head, drained) {
+                (Ok(head), Some((seen, at))) => {
+                    *head == seen && at.elapsed() < self.config.lease / 3
+                }
+                _ => false,
+            };
+            let outcome = if idle {
+                Ok(0)
+            } else {
+                let started = Instant::now();
+                let outcome = match head {
+                    Ok(head) => self.run_once().await.map(|n| (n, head)),
+                    Err(e) => Err(e),
+                };
+                drained = outcome.as_ref().ok().map(|&(_, head)| (head, started));
+                outcome.map(|(n, _)| n)
+            };
             // The backlog matters most when publishing fails: refresh it either way.
             if last_metrics.is_none_or(|t| t.elapsed() >= self.config.metrics_interval) {
                 last_metrics = Some(Instant::now());
@@ -397,6 +420,18 @@ impl<DB: Backend, P: Publisher> Relay<DB, P> {
             .await
             .map_err(db::<DB>("releasing slots"))?;
         Ok(self.stats.snapshot())
+    }
+
+    /// The last position handed out.
+    async fn head(&self) -> Result<i64> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db::<DB>("reading the log head"))?;
+        DB::head(&mut conn)
+            .await
+            .map_err(db::<DB>("reading the log head"))
     }
 
     async fn record_metrics(&self) -> Result<()> {

@@ -72,7 +72,11 @@ async fn committed_events_are_published_intact_case<DB: TestSql>(db: HeraldDb<DB
     tx.commit().await.unwrap();
 
     let bus = MemoryTransport::new();
-    let relay = db.relay(bus.clone());
+    // A batch size of 0 counts as 1: three batches, in order.
+    let relay = db.relay(bus.clone()).with_config(RelayConfig {
+        batch_size: 0,
+        ..fast()
+    });
     assert_eq!(relay.backlog().await.unwrap().events, 3);
     assert_eq!(relay.run_once().await.unwrap(), 3);
     let out = published(&bus, "orders");
