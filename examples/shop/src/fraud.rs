@@ -5,7 +5,8 @@
 //!
 //! An order is suspicious when its total is above
 //! [`Settings::fraud_threshold_cents`], or when it ships to another country than the
-//! customer's previous order. Table `fraud_checks (order_id, customer_id, country,
+//! customer's previous order (the one checked before it: orders of different ids may be
+//! checked in any order). Table `fraud_checks (order_id, customer_id, country,
 //! flagged, reason)`.
 
 use herald::{

@@ -41,6 +41,7 @@ pub mod demo;
 pub mod events;
 pub mod fraud;
 pub mod inventory;
+pub mod latency;
 
 pub mod observed;
 pub mod order;

@@ -237,6 +237,11 @@ impl Orders {
         &self.db
     }
 
+    /// The order saga (its instances: state and history).
+    pub fn saga(&self) -> &crate::saga::OrderSaga {
+        &self.saga
+    }
+
     /// Places an order: validates and prices it, then stores it, enqueues its
     /// [`OrderPlaced`] and starts its saga in one transaction. `correlation_id` is the
     /// caller's (a new one if `None`).
