@@ -21,7 +21,9 @@
 //! - Events published from a handler ([`HandlerContext::publish_event`]) carry the
 //!   handled event's correlation id, its id as causation id and its trace.
 //! - Metrics go through the `metrics` facade ([`telemetry`]); each handled event gets a
-//!   `tracing` span.
+//!   `tracing` span. With the cargo feature `otel`, that span continues the event's
+//!   OpenTelemetry trace and events published inside a span carry its context (`otel`
+//!   module: how to export with OTLP).
 //!
 //! # Quick start
 //!
@@ -116,6 +118,8 @@ pub mod dlq;
 pub mod envelope;
 pub mod event;
 pub mod inbox;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod resequencer;
 pub mod retry;
 pub mod rfc3339;

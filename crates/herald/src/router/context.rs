@@ -101,8 +101,16 @@ impl HandlerContext {
     }
 
     /// `next` with correlation id, causation id and trace context taken from the handled
-    /// event (attributes `next` already has are kept).
+    /// event (attributes `next` already has are kept). With the `otel` feature and an
+    /// OpenTelemetry layer, the trace context is the current span's (the handler's span
+    /// or one inside it), so the next consumer's span is its child.
     pub fn caused(&self, next: Envelope) -> Envelope {
+        #[cfg(feature = "otel")]
+        let next = {
+            let mut next = next;
+            crate::otel::trace_current(&mut next);
+            next
+        };
         correlation::caused_by(next, &self.cause)
     }
 

@@ -212,6 +212,10 @@ pub(crate) async fn process(
         event.id = %event_id,
         event.r#type = %event_type,
     );
+    #[cfg(feature = "otel")]
+    if let Ok(e) = &decoded {
+        crate::otel::set_parent(&span, e.traceparent.as_deref(), e.tracestate.as_deref());
+    }
     let labels = Labels::new(shared.group.clone(), &record.topic, event_type);
     let work = Work {
         shared: &shared,

@@ -233,31 +233,45 @@ pub trait Publisher: Send + Sync + 'static {
 
 /// Publishing envelopes, for every [`Publisher`].
 pub trait PublisherExt: Publisher {
-    /// Publishes one envelope, keyed by its partition key.
+    /// Publishes one envelope, keyed by its partition key. With the `otel` feature, an
+    /// envelope without a `traceparent` gets the current span's OpenTelemetry context.
     fn publish_envelope(
         &self,
         topic: &str,
         envelope: &crate::Envelope,
     ) -> impl Future<Output = Result<RecordPosition>> + Send {
-        let record = envelope.to_record();
         async move {
+            // Built when first polled, so a span the future runs in (`.instrument`) is
+            // the current one.
+            let record = record_of(envelope);
             let positions = self.publish(topic, vec![record]).await?;
             Ok(positions[0])
         }
     }
 
-    /// Publishes envelopes in order (per partition) in one call.
+    /// Publishes envelopes in order (per partition) in one call (with the `otel` feature,
+    /// each without a `traceparent` gets the current span's context).
     fn publish_envelopes(
         &self,
         topic: &str,
         envelopes: &[crate::Envelope],
     ) -> impl Future<Output = Result<Vec<RecordPosition>>> + Send {
-        let records = envelopes.iter().map(crate::Envelope::to_record).collect();
-        self.publish(topic, records)
+        async move {
+            let records = envelopes.iter().map(record_of).collect();
+            self.publish(topic, records).await
+        }
     }
 }
 
 impl<P: Publisher> PublisherExt for P {}
+
+/// The record of an envelope, traced by the current span when `otel` is on.
+fn record_of(envelope: &crate::Envelope) -> OutgoingRecord {
+    #[cfg(feature = "otel")]
+    return crate::otel::record_of(envelope);
+    #[cfg(not(feature = "otel"))]
+    envelope.to_record()
+}
 
 /// Joins consumer groups.
 pub trait Subscriber: Send + Sync + 'static {
