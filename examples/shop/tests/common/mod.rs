@@ -26,7 +26,13 @@ pub(crate) async fn start(settings: Settings) -> Harness {
     Harness { shop, dir }
 }
 
-pub(crate) fn order(customer: &str, sku: &str, quantity: i64, card: &str, country: &str) -> PlaceOrder {
+pub(crate) fn order(
+    customer: &str,
+    sku: &str,
+    quantity: i64,
+    card: &str,
+    country: &str,
+) -> PlaceOrder {
     PlaceOrder {
         customer_id: customer.into(),
         email: format!("{customer}@example.com"),
