@@ -21,15 +21,22 @@
 //!   event waits at most [`timeout`](ResequencerConfig::timeout) for its predecessors.
 //!   Past a bound the oldest gap is given up: a [`GapReport`] says which numbers are
 //!   missing and why, and delivery continues after the gap.
-//! - **Where the numbering starts.** The expected number is kept in memory. With
+//! - **Where the numbering starts.** With
 //!   [`first_sequence`](ResequencerConfig::first_sequence) unset (the default) the first
-//!   number seen for an entity starts it, which is right after a restart, when the
-//!   consumer resumes mid-stream; but an event that overtakes its entity's very first
+//!   number seen for an entity starts it; an event that overtakes its entity's very first
 //!   event makes that one look like a duplicate (dropped, and counted in
 //!   `herald_sdk_resequencer_duplicates_total`). With `first_sequence = Some(n)` entities
-//!   start at `n`: nothing is lost at the start of a stream, but after a restart an
-//!   entity whose stream had moved past `n` waits out the timeout on its first event
-//!   (reported as a gap). Nothing of this state is persisted.
+//!   start at `n`, so nothing is lost at the start of a stream.
+//! - **Restarts.** A [`Resequencer`] keeps its state in memory;
+//!   [`restore`](Resequencer::restore) starts an entity from saved state. A
+//!   [`Router`](crate::Router) saves it: each entity's next number *and* the gaps it gave
+//!   up on, as far as the events are final (handled, dead-lettered or dropped), go to the
+//!   state topic `<topic>.<group>.seq` before each offset commit, and a member reads them
+//!   back for every partition it is assigned. So after a restart (or a rebalance) an event
+//!   ahead of its entity's next number still waits for its predecessors, one already
+//!   handled is a duplicate, and one from a given-up gap is late, as without the restart.
+//!   Held events are never final, so the commit stays behind them and they are read again.
+//!   See docs/adr/0011-resequencer-state-topic.md.
 //!
 //! [`Resequencer`] is the buffer itself, generic over the entity and the item, for
 //! consumers of your own. A [`Router`](crate::Router) resequences a topic with
@@ -427,6 +434,41 @@ impl<K: Clone + Ord + Hash, T> Resequencer<K, T> {
         out
     }
 
+    /// Starts `entity` at `next`, with `gaps` given up on earlier (numbers below `next`
+    /// are duplicates, or late when in one of `gaps`), unless it is known already: state
+    /// saved before a restart. Returns whether it was restored.
+    pub fn restore(
+        &mut self,
+        entity: K,
+        next: u64,
+        gaps: Vec<RangeInclusive<u64>>,
+        now: Instant,
+    ) -> bool {
+        if self.entities.contains_key(&entity) {
+            return false;
+        }
+        let skip = gaps.len().saturating_sub(GAPS_REMEMBERED);
+        self.entities.insert(
+            entity,
+            Entity {
+                next: Some(next),
+                held: BTreeMap::new(),
+                skipped: gaps.into_iter().skip(skip).collect(),
+                deadline: None,
+                last_seen: now,
+            },
+        );
+        true
+    }
+
+    /// The gaps `entity` gave up on that it still remembers, oldest first.
+    pub fn gaps(&self, entity: &K) -> Vec<RangeInclusive<u64>> {
+        self.entities
+            .get(entity)
+            .map(|e| e.skipped.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Forgets every entity `which` selects, with what it holds; returns the held items.
     pub fn forget(&mut self, mut which: impl FnMut(&K) -> bool) -> Vec<T> {
         let doomed: Vec<K> = self.entities.keys().filter(|k| which(k)).cloned().collect();
@@ -567,6 +609,22 @@ mod tests {
         assert_eq!(out.gaps[0].entity, "a");
         assert_eq!(out.gaps[0].reason, GapReason::BufferFull);
         assert_eq!(r.held(), 2);
+    }
+
+    #[test]
+    fn a_restored_entity_continues_its_numbering_and_its_gaps() {
+        let mut r = Resequencer::new(ResequencerConfig::default());
+        let t0 = Instant::now();
+        assert!(r.restore("a", 5, vec![2..=3], t0));
+        assert!(
+            !r.restore("a", 9, Vec::new(), t0),
+            "known entities are kept"
+        );
+        assert!(r.push("a", 6, "a6", t0).deliver.is_empty(), "6 waits for 5");
+        assert_eq!(r.push("a", 5, "a5", t0).deliver, ["a5", "a6"]);
+        assert_eq!(r.push("a", 3, "a3", t0).late, ["a3"]);
+        assert_eq!(r.push("a", 4, "a4", t0).duplicates, ["a4"]);
+        assert_eq!(r.gaps(&"a"), [2..=3]);
     }
 
     #[test]

@@ -342,3 +342,79 @@ async fn events_held_at_a_crash_are_redelivered_and_resequenced() {
     assert_eq!(seqs_of(&h.calls(), "a"), [1, 2]);
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
 }
+
+/// Numbering from the first event seen (the default), as a consumer resuming mid-stream
+/// uses it: only saved state tells a restarted member where an entity stood.
+fn from_first_seen() -> ResequencerConfig {
+    ResequencerConfig::default().with_timeout(TIMEOUT)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_gap_keeps_the_entity_numbering() {
+    let mut h = Harness::start("restart", from_first_seen()).await;
+    h.publish(&[numbered("a", 1), numbered("a", 2)]).await;
+    h.settle().await;
+    h.publish(&[numbered("a", 4)]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(seqs_of(&h.calls(), "a"), [1, 2], "a4 waits for a3");
+    h.shutdown().await;
+
+    // The new member reads a4 again first. Without the saved state it would start the
+    // entity at 4, hand a4 over before a3 and drop a3 as a duplicate.
+    h.restart(from_first_seen()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(h.calls().is_empty(), "a4 still waits for a3");
+    h.publish(&[numbered("a", 3)]).await;
+    h.settle().await;
+    h.shutdown().await;
+    assert_eq!(seqs_of(&h.calls(), "a"), [3, 4]);
+    assert!(h.gaps().is_empty(), "{:?}", h.gaps());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_mid_gap_keeps_the_entity_numbering() {
+    let mut h = Harness::start("crash-mid-gap", from_first_seen()).await;
+    h.publish(&[numbered("a", 1), numbered("a", 2), numbered("b", 7)])
+        .await;
+    h.settle().await;
+    h.publish(&[numbered("a", 4), numbered("b", 9)]).await;
+    // Past a commit interval: the state of a and b is saved with the offsets.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.calls().len(), 3);
+    h.router.take().unwrap().abort().await;
+
+    h.restart(from_first_seen()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(h.calls().is_empty(), "a4 and b9 wait for a3 and b8");
+    // A copy of an event finished before the crash is a duplicate, not handled again.
+    h.publish(&[numbered("a", 2), numbered("b", 8), numbered("a", 3)])
+        .await;
+    h.settle().await;
+    h.shutdown().await;
+    let calls = h.calls();
+    assert_eq!(seqs_of(&calls, "a"), [3, 4]);
+    assert_eq!(seqs_of(&calls, "b"), [8, 9]);
+    assert!(h.gaps().is_empty(), "{:?}", h.gaps());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gap_given_up_before_a_restart_makes_its_event_late_after_it() {
+    let config = from_first_seen().with_policy(GapPolicy::DeadLetter);
+    let mut h = Harness::start("late-restart", config.clone()).await;
+    h.publish(&[numbered("a", 1), numbered("a", 3)]).await;
+    h.settle().await; // a2 given up after the timeout, a3 handled
+    h.shutdown().await;
+    assert_eq!(seqs_of(&h.calls(), "a"), [1, 3]);
+    assert_eq!(h.gaps().len(), 1);
+
+    h.restart(config).await;
+    let late = numbered("a", 2);
+    h.publish(std::slice::from_ref(&late)).await;
+    h.settle().await;
+    let stats = h.shutdown().await;
+    assert!(h.calls().is_empty(), "a2 is late, not handled");
+    assert_eq!(stats.dead_lettered, 1);
+    let dlq = DeadLetterQueue::new(h.t.clone(), "orders", "late-restart");
+    let letters = dlq.list(&DeadLetterFilter::all()).await.unwrap();
+    assert_eq!(letters[0].event_id, late.id);
+}

@@ -228,7 +228,9 @@ impl<T: Transport> RouterBuilder<T> {
     /// Hands the events of `topic` to handlers in the order of their sequence numbers
     /// (the `herald_seq` header), per key within a partition, buffering early arrivals as
     /// `config` allows. Events without the header, without a key, and replays of dead
-    /// letters are handed over as they come. See [`crate::resequencer`].
+    /// letters are handed over as they come. Each entity's numbering survives restarts
+    /// and rebalances in the state topic `<topic>.<group>.seq`. See
+    /// [`crate::resequencer`].
     pub fn resequence(mut self, topic: &str, config: ResequencerConfig) -> Self {
         self.resequence.insert(topic.to_owned(), config);
         self
@@ -291,8 +293,14 @@ impl<T: Transport> RouterBuilder<T> {
                 }
             }
         }
-        let stage = (!self.resequence.is_empty())
-            .then(|| Stage::new(shared.group.clone(), &self.resequence, self.on_gap.clone()));
+        let stage = (!self.resequence.is_empty()).then(|| {
+            Stage::new(
+                shared.group.clone(),
+                &self.resequence,
+                self.on_gap.clone(),
+                Arc::new(self.transport.clone()),
+            )
+        });
         let consumer = self.transport.subscribe(&self.group, &topics).await?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(runner::run(shared, consumer, stage, stopped));

@@ -205,7 +205,7 @@ pub(super) async fn run<C: Consumer>(
             }
             _ = tick.tick() => runner.commit().await,
             polled = runner.consumer.poll(config.poll_batch.min(room)), if room > 0 => {
-                runner.dispatch(polled?);
+                runner.dispatch(polled?).await?;
             }
         }
     }
@@ -214,9 +214,13 @@ pub(super) async fn run<C: Consumer>(
 }
 
 impl<C: Consumer> Runner<C> {
-    fn dispatch(&mut self, records: Vec<ConsumedRecord>) {
+    async fn dispatch(&mut self, records: Vec<ConsumedRecord>) -> Result<(), RouterError> {
         let assigned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
         self.forget_revoked(&assigned);
+        if let Some(stage) = &mut self.stage {
+            // Saved sequence state first, so an entity's records meet its numbering.
+            stage.load(&assigned).await?;
+        }
         let now = Instant::now();
         let mut decisions = Decisions::default();
         for record in records {
@@ -230,6 +234,7 @@ impl<C: Consumer> Runner<C> {
             }
         }
         self.apply(decisions);
+        Ok(())
     }
 
     /// Gives up the sequence gaps that waited their timeout.
@@ -312,6 +317,9 @@ impl<C: Consumer> Runner<C> {
             Outcome::DeadLettered => self.stats.dead_lettered += 1,
             Outcome::Parked => self.stats.parked += 1,
         }
+        if let Some(stage) = &mut self.stage {
+            stage.settled(tp, offset);
+        }
         if let Some(track) = self.tracks.get_mut(tp)
             && let Some(count) = track.pending.get_mut(&offset)
         {
@@ -333,6 +341,24 @@ impl<C: Consumer> Runner<C> {
                 })
             })
             .collect();
+        // Sequence state before offsets: what it says is final is final whether or not
+        // the commit that follows lands.
+        if let Some(stage) = &mut self.stage {
+            let unsaved = stage.unsaved();
+            if !unsaved.is_empty() {
+                let mut by_topic: BTreeMap<String, Vec<_>> = BTreeMap::new();
+                for (topic, record) in unsaved {
+                    by_topic.entry(topic).or_default().push(record);
+                }
+                for (topic, records) in by_topic {
+                    if let Err(e) = self.shared.publisher.publish_boxed(&topic, records).await {
+                        tracing::warn!(group = %self.shared.group, topic, error = %e, "saving resequencer state failed; offsets not committed, will retry");
+                        return;
+                    }
+                }
+                stage.saved();
+            }
+        }
         if offsets.is_empty() {
             return;
         }
@@ -358,7 +384,7 @@ impl<C: Consumer> Runner<C> {
             self.in_flight -= lane.clear();
         }
         if let Some(stage) = &mut self.stage {
-            self.in_flight -= stage.forget(|_, _| true);
+            self.in_flight -= stage.drop_held();
         }
         let grace = self.shared.config.shutdown_grace;
         let finished = tokio::time::timeout(grace, async {
