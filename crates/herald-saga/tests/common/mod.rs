@@ -51,6 +51,16 @@ fn drop_schema(url: String, schema: String) {
             .unwrap()
             .block_on(async {
                 let pool = PgPool::connect(&url).await?;
+                // A runtime aborted mid-transaction (a simulated crash) can leave its
+                // connection idle in a transaction, holding locks the drop would wait
+                // for; a real crash would have closed it. Close the test's connections.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&pool)
+                .await?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&pool)
                     .await?;
@@ -116,7 +126,11 @@ pub async fn postgres() -> Option<Fixture<Postgres>> {
     let pool = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(60))
-        .connect_with(options.options([("search_path", schema.as_str())]))
+        .connect_with(
+            options
+                .options([("search_path", schema.as_str())])
+                .application_name(&schema),
+        )
         .await
         .unwrap();
     let db = HeraldDb::new(pool).await.unwrap();
