@@ -1,12 +1,18 @@
 //! [`PostgresInbox`]: processed ids in a PostgreSQL table, markable in the handler's
 //! transaction.
 
-use std::{sync::Arc, time::SystemTime};
+use std::time::SystemTime;
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    postgres::{PgPoolOptions, PgQueryResult},
+};
 
-use super::{Inbox, InboxError, InboxKey, check_table_name, unix_seconds};
-use crate::transport::BoxFuture;
+use super::{
+    InboxError, InboxKey, check_table_name,
+    sql::{Dialect, SqlInbox, Statements, impl_inbox},
+    unix_seconds,
+};
 
 /// An inbox in a PostgreSQL table (`herald_inbox` in the connection's search path unless
 /// named otherwise), created on connect if missing.
@@ -56,17 +62,36 @@ use crate::transport::BoxFuture;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct PostgresInbox {
-    pool: PgPool,
-    sql: Arc<Statements>,
-}
+pub struct PostgresInbox(SqlInbox<PostgresDialect>);
 
-/// The statements, with the table name spliced in once.
-#[derive(Debug)]
-struct Statements {
-    exists: String,
-    insert: String,
-    purge: String,
+/// PostgreSQL's SQL: `$n` placeholders, `processed_at` a `TIMESTAMPTZ` bound as seconds
+/// since the Unix epoch through `to_timestamp`.
+struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    type Db = Postgres;
+    type Stamp = f64;
+    const NAME: &'static str = "postgres";
+
+    fn stamp(at: SystemTime) -> f64 {
+        unix_seconds(at)
+    }
+
+    fn statements(table: &str) -> Statements {
+        Statements {
+            exists: format!("SELECT 1 FROM {table} WHERE group_id = $1 AND event_id = $2"),
+            insert: format!(
+                "INSERT INTO {table} (group_id, event_id, processed_at)
+                 VALUES ($1, $2, to_timestamp($3))
+                 ON CONFLICT DO NOTHING"
+            ),
+            purge: format!("DELETE FROM {table} WHERE processed_at < to_timestamp($1)"),
+        }
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
 impl PostgresInbox {
@@ -118,24 +143,12 @@ impl PostgresInbox {
             sqlx::query(&ddl).execute(&mut *tx).await.map_err(fail)?;
         }
         tx.commit().await.map_err(fail)?;
-        let sql = Statements {
-            exists: format!("SELECT 1 FROM {table} WHERE group_id = $1 AND event_id = $2"),
-            insert: format!(
-                "INSERT INTO {table} (group_id, event_id, processed_at)
-                 VALUES ($1, $2, to_timestamp($3))
-                 ON CONFLICT DO NOTHING"
-            ),
-            purge: format!("DELETE FROM {table} WHERE processed_at < to_timestamp($1)"),
-        };
-        Ok(Self {
-            pool,
-            sql: Arc::new(sql),
-        })
+        Ok(Self(SqlInbox::new(pool, table)))
     }
 
     /// The pool, for the handler's own queries and transactions.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.0.pool()
     }
 
     /// Records `key` inside the caller's transaction; `true` if it was not recorded
@@ -150,53 +163,8 @@ impl PostgresInbox {
         tx: &mut Transaction<'_, Postgres>,
         key: InboxKey<'_>,
     ) -> Result<bool, InboxError> {
-        insert(&self.sql.insert, tx, key).await
+        self.0.insert(tx, key).await
     }
 }
 
-async fn insert(sql: &str, conn: &mut PgConnection, key: InboxKey<'_>) -> Result<bool, InboxError> {
-    let done = sqlx::query(sql)
-        .bind(key.group)
-        .bind(key.event_id)
-        .bind(unix_seconds(SystemTime::now()))
-        .execute(conn)
-        .await
-        .map_err(|e| InboxError::store("postgres", "recording an event", e))?;
-    Ok(done.rows_affected() == 1)
-}
-
-impl Inbox for PostgresInbox {
-    fn is_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>> {
-        Box::pin(async move {
-            let row = sqlx::query(&self.sql.exists)
-                .bind(key.group)
-                .bind(key.event_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| InboxError::store("postgres", "looking up an event", e))?;
-            Ok(row.is_some())
-        })
-    }
-
-    fn mark_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>> {
-        Box::pin(async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| InboxError::store("postgres", "connecting", e))?;
-            insert(&self.sql.insert, &mut conn, key).await
-        })
-    }
-
-    fn purge_before(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, InboxError>> {
-        Box::pin(async move {
-            let done = sqlx::query(&self.sql.purge)
-                .bind(unix_seconds(cutoff))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| InboxError::store("postgres", "purging", e))?;
-            Ok(done.rows_affected())
-        })
-    }
-}
+impl_inbox!(PostgresInbox);

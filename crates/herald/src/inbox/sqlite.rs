@@ -1,14 +1,17 @@
 //! [`SqliteInbox`]: processed ids in a SQLite table, markable in the handler's transaction.
 
-use std::{path::Path, sync::Arc, time::SystemTime};
+use std::{path::Path, time::SystemTime};
 
 use sqlx::{
-    Sqlite, SqliteConnection, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    Sqlite, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult},
 };
 
-use super::{Inbox, InboxError, InboxKey, check_table_name, unix_millis};
-use crate::transport::BoxFuture;
+use super::{
+    InboxError, InboxKey, check_table_name,
+    sql::{Dialect, SqlInbox, Statements, impl_inbox},
+    unix_millis,
+};
 
 /// An inbox in a SQLite table (`herald_inbox` unless named otherwise), created on
 /// connect if missing. `processed_at` holds milliseconds since the Unix epoch.
@@ -79,17 +82,34 @@ use crate::transport::BoxFuture;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct SqliteInbox {
-    pool: SqlitePool,
-    sql: Arc<Statements>,
-}
+pub struct SqliteInbox(SqlInbox<SqliteDialect>);
 
-/// The statements, with the table name spliced in once.
-#[derive(Debug)]
-struct Statements {
-    exists: String,
-    insert: String,
-    purge: String,
+/// SQLite's SQL: `?` placeholders, `processed_at` in ms since the Unix epoch.
+struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    type Db = Sqlite;
+    type Stamp = i64;
+    const NAME: &'static str = "sqlite";
+
+    fn stamp(at: SystemTime) -> i64 {
+        unix_millis(at)
+    }
+
+    fn statements(table: &str) -> Statements {
+        Statements {
+            exists: format!("SELECT 1 FROM {table} WHERE group_id = ? AND event_id = ?"),
+            insert: format!(
+                "INSERT INTO {table} (group_id, event_id, processed_at) VALUES (?, ?, ?)
+                 ON CONFLICT DO NOTHING"
+            ),
+            purge: format!("DELETE FROM {table} WHERE processed_at < ?"),
+        }
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
 impl SqliteInbox {
@@ -138,23 +158,12 @@ impl SqliteInbox {
                 .await
                 .map_err(|e| InboxError::store("sqlite", &format!("creating {table}"), e))?;
         }
-        let sql = Statements {
-            exists: format!("SELECT 1 FROM {table} WHERE group_id = ? AND event_id = ?"),
-            insert: format!(
-                "INSERT INTO {table} (group_id, event_id, processed_at) VALUES (?, ?, ?)
-                 ON CONFLICT DO NOTHING"
-            ),
-            purge: format!("DELETE FROM {table} WHERE processed_at < ?"),
-        };
-        Ok(Self {
-            pool,
-            sql: Arc::new(sql),
-        })
+        Ok(Self(SqlInbox::new(pool, table)))
     }
 
     /// The pool, for the handler's own queries and transactions.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.0.pool()
     }
 
     /// Records `key` inside the caller's transaction; `true` if it was not recorded
@@ -169,57 +178,8 @@ impl SqliteInbox {
         tx: &mut Transaction<'_, Sqlite>,
         key: InboxKey<'_>,
     ) -> Result<bool, InboxError> {
-        insert(&self.sql.insert, &mut *tx, key).await
+        self.0.insert(tx, key).await
     }
 }
 
-async fn insert(
-    sql: &str,
-    conn: &mut SqliteConnection,
-    key: InboxKey<'_>,
-) -> Result<bool, InboxError> {
-    let done = sqlx::query(sql)
-        .bind(key.group)
-        .bind(key.event_id)
-        .bind(unix_millis(SystemTime::now()))
-        .execute(conn)
-        .await
-        .map_err(|e| InboxError::store("sqlite", "recording an event", e))?;
-    Ok(done.rows_affected() == 1)
-}
-
-impl Inbox for SqliteInbox {
-    fn is_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>> {
-        Box::pin(async move {
-            let row = sqlx::query(&self.sql.exists)
-                .bind(key.group)
-                .bind(key.event_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| InboxError::store("sqlite", "looking up an event", e))?;
-            Ok(row.is_some())
-        })
-    }
-
-    fn mark_processed<'a>(&'a self, key: InboxKey<'a>) -> BoxFuture<'a, Result<bool, InboxError>> {
-        Box::pin(async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| InboxError::store("sqlite", "connecting", e))?;
-            insert(&self.sql.insert, &mut conn, key).await
-        })
-    }
-
-    fn purge_before(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, InboxError>> {
-        Box::pin(async move {
-            let done = sqlx::query(&self.sql.purge)
-                .bind(unix_millis(cutoff))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| InboxError::store("sqlite", "purging", e))?;
-            Ok(done.rows_affected())
-        })
-    }
-}
+impl_inbox!(SqliteInbox);
