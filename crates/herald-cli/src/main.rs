@@ -81,6 +81,14 @@ enum Command {
     /// Run the reference shop (examples/shop) in this process with no external service:
     /// place orders, inject failures, print a summary (`herald demo --help`).
     Demo(commands::DemoArgs),
+    /// List saga instances and show one with its history, from a service's database
+    /// (--database sqlite:PATH | postgres://...) or its HTTP API (--url).
+    Sagas {
+        #[command(flatten)]
+        source: commands::SagaSource,
+        #[command(subcommand)]
+        command: commands::SagasCommand,
+    },
     /// Benchmark Herald against NATS JetStream, Redis Streams and RabbitMQ on one
     /// workload (`herald bench --help`; docs/benchmarks.md).
     #[command(disable_help_flag = true)]
@@ -120,6 +128,7 @@ fn main() -> ExitCode {
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Schemas { registry, command } => commands::schemas(registry, command).await,
             Command::Demo(args) => commands::demo(args).await,
+            Command::Sagas { source, command } => commands::sagas(source, command).await,
             Command::Bench { args } => bench(args).await,
         }
     });

@@ -85,6 +85,18 @@ pub enum SagaError {
         /// Latest version this build applies.
         supported: i64,
     },
+    /// A database opened to read sagas from ([`SagaStore::open_existing`],
+    /// [`SagaStore::connect_existing`]) is missing or has no herald-saga tables.
+    ///
+    /// [`SagaStore::open_existing`]: crate::SagaStore::open_existing
+    /// [`SagaStore::connect_existing`]: crate::SagaStore::connect_existing
+    #[error("{database}: {reason}")]
+    NoSagaDatabase {
+        /// The path or URL.
+        database: String,
+        /// What is missing, and what to do.
+        reason: String,
+    },
     /// The runtime's router failed to start or stopped with an error.
     #[error("saga runtime: {0}")]
     Router(#[from] herald::router::RouterError),

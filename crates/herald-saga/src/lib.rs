@@ -206,6 +206,7 @@ pub mod model;
 mod runtime;
 mod store;
 pub mod telemetry;
+mod transition;
 
 pub use backend::SagaBackend;
 pub use clock::{Clock, ManualClock, SystemClock};

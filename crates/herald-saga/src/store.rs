@@ -1,9 +1,10 @@
 //! [`SagaStore`]: herald-saga's tables in a herald-sql database, and the query API.
 
-use std::fmt;
+use std::{fmt, path::Path};
 
 use herald_sql::HeraldDb;
 use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Sqlite, SqlitePool, postgres::PgPoolOptions, sqlite::SqliteConnectOptions};
 
 use crate::{
     backend::{CommandRow, HistoryRow, InstanceRow, ListQuery, SagaBackend, migrate},
@@ -53,6 +54,89 @@ pub struct SentCommand {
     /// When the transition that sent it committed.
     #[serde(with = "crate::model::time")]
     pub sent_at: std::time::SystemTime,
+}
+
+impl SagaStore<Sqlite> {
+    /// Opens the SQLite database of a service that runs sagas, to read them (tools like
+    /// `herald sagas`). Unlike [`SagaStore::new`] it creates nothing: a missing file, or
+    /// one without herald-saga's tables, is a [`SagaError::NoSagaDatabase`].
+    pub async fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let missing = |reason: String| SagaError::NoSagaDatabase {
+            database: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(missing(
+                "no such file; pass the database file of a service that runs sagas".into(),
+            ));
+        }
+        let options = SqliteConnectOptions::new().filename(path).read_only(true);
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .map_err(SagaError::db(
+                "sqlite",
+                format!("opening {}", path.display()),
+            ))?;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'herald_saga_migrations'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .map_err(SagaError::db("sqlite", format!("reading {}", path.display())))?;
+        pool.close().await;
+        if found.is_none() {
+            return Err(missing(NO_TABLES.into()));
+        }
+        Self::new(HeraldDb::open(path).await?).await
+    }
+}
+
+impl SagaStore<Postgres> {
+    /// Connects to the PostgreSQL database of a service that runs sagas (herald-saga's
+    /// tables in the URL's `search_path`), to read them. Unlike [`SagaStore::new`] it
+    /// creates nothing: a schema without herald-saga's tables is a
+    /// [`SagaError::NoSagaDatabase`].
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .map_err(SagaError::db("postgres", "connecting"))?;
+        let found: bool =
+            sqlx::query_scalar("SELECT to_regclass('herald_saga_migrations') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .map_err(SagaError::db(
+                    "postgres",
+                    "looking for herald-saga's tables",
+                ))?;
+        if !found {
+            pool.close().await;
+            return Err(SagaError::NoSagaDatabase {
+                database: redact(url),
+                reason: NO_TABLES.into(),
+            });
+        }
+        Self::new(HeraldDb::new(pool).await?).await
+    }
+}
+
+const NO_TABLES: &str = "no herald-saga tables here; pass the database of a service that runs sagas \
+     (on PostgreSQL with its schema, e.g. ?options=-csearch_path%3Dshop)";
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl<DB: SagaBackend> SagaStore<DB> {
@@ -227,10 +311,26 @@ fn command(row: CommandRow) -> SentCommand {
     SentCommand {
         command_id: row.command_id,
         step: row.step as u32,
-        compensation: row.phase == crate::manager::Phase::Compensation.as_str(),
+        compensation: row.phase == crate::transition::Phase::Compensation.as_str(),
         attempt: row.attempt as u32,
         topic: row.topic,
         event_type: row.event_type,
         sent_at: from_millis(row.sent_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            super::redact("postgres://app:secret@db:5432/shop"),
+            "postgres://app:***@db:5432/shop"
+        );
+        assert_eq!(
+            super::redact("postgres://app@db/shop"),
+            "postgres://app@db/shop"
+        );
+        assert_eq!(super::redact("postgres://db/shop"), "postgres://db/shop");
     }
 }

@@ -3,12 +3,14 @@
 mod admin;
 mod demo;
 mod produce;
+mod sagas;
 mod schemas;
 mod tail;
 
 pub(crate) use admin::{GroupsCommand, TopicsCommand, groups, topics};
 pub(crate) use demo::{DemoArgs, demo};
 pub(crate) use produce::{ProduceArgs, produce};
+pub(crate) use sagas::{SagaSource, SagasCommand, sagas};
 pub(crate) use schemas::{RegistryArgs, SchemasCommand, schemas};
 pub(crate) use tail::{TailArgs, tail};
 
