@@ -9,7 +9,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    Fixture, TestSql, eventually,
+    Fixture, Location, TestSql, eventually,
     shop::{
         Answer, COMMAND_TOPICS, ChargePayment, CreateShipment, INVENTORY_EVENTS, Order,
         PAYMENT_COMMANDS, PAYMENT_EVENTS, RefundPayment, ReleaseStock, ReserveStock, Script,
@@ -23,7 +23,7 @@ use herald::{
 use herald_saga::{
     SagaBackend, SagaDefinition, SagaManager, SagaRuntime, SagaStatus, SagaStore, StepRetry,
 };
-use herald_sql::{RelayConfig, RelayHandle};
+use herald_sql::{HeraldDb, RelayConfig, RelayHandle};
 use serde::{Deserialize, Serialize};
 
 /// The shop: a relay, the saga runtime and the scripted services on one memory bus.
@@ -33,11 +33,14 @@ struct Shop<DB: SagaBackend> {
     manager: SagaManager<DB, Order>,
     script: Arc<Script>,
     relay: Option<RelayHandle>,
-    runtime: Option<SagaRuntime>,
+    /// The runtime, as a process of its own: its own pool on the database.
+    runtime: Option<(SagaRuntime, HeraldDb<DB>)>,
     services: Option<RouterHandle>,
+    location: Location,
+    timing: Timing,
 }
 
-impl<DB: SagaBackend> Shop<DB> {
+impl<DB: SagaBackend + TestSql> Shop<DB> {
     fn new(f: &Fixture<DB>, timing: &Timing) -> Self {
         let bus = MemoryTransport::new();
         let relay =
@@ -55,27 +58,40 @@ impl<DB: SagaBackend> Shop<DB> {
             relay: Some(relay),
             runtime: None,
             services: None,
+            location: f.location.clone(),
+            timing: timing.clone(),
         }
     }
 
+    /// Starts a runtime in a "process" of its own (its own pool on the database).
     async fn start_runtime(&mut self) {
-        let runtime = self
-            .manager
+        let runtime = self.runtime_builder().await;
+        self.runtime = Some(runtime);
+    }
+
+    async fn runtime_builder(&self) -> (SagaRuntime, HeraldDb<DB>) {
+        let db = DB::open(&self.location).await;
+        let store = SagaStore::new(db.clone()).await.unwrap();
+        let runtime = store
+            .manager(order_saga(&self.timing))
             .runtime(self.bus.clone())
             .poll_interval(Duration::from_millis(20))
             .start()
             .await
             .unwrap();
-        self.runtime = Some(runtime);
+        (runtime, db)
     }
 
     async fn start_services(&mut self) {
         self.services = Some(services(&self.bus, self.script.clone()).await);
     }
 
-    /// Kills the runtime like a crashed process.
+    /// Kills the runtime like a crashed process: its tasks stop where they are and its
+    /// connections close (the database rolls back what they had not committed).
     async fn crash_runtime(&mut self) {
-        self.runtime.take().unwrap().abort().await;
+        let (runtime, db) = self.runtime.take().unwrap();
+        runtime.abort().await;
+        db.pool().close().await;
     }
 
     async fn saga(&self, id: &str) -> herald_saga::SagaInstance {
@@ -88,11 +104,19 @@ impl<DB: SagaBackend> Shop<DB> {
         what: &str,
         check: impl Fn(&herald_saga::SagaDetails) -> bool,
     ) {
-        eventually(what, || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
             let details = self.store.get("order", id).await.unwrap();
-            details.is_some_and(|d| check(&d))
-        })
-        .await;
+            if details.as_ref().is_some_and(&check) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {details:#?}; services received {:?}",
+                self.script.received(id)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn wait_final(&self, id: &str) -> SagaStatus {
@@ -136,8 +160,9 @@ impl<DB: SagaBackend> Shop<DB> {
         if let Some(s) = self.services.take() {
             s.shutdown().await.unwrap();
         }
-        if let Some(r) = self.runtime.take() {
+        if let Some((r, db)) = self.runtime.take() {
             r.shutdown().await.unwrap();
+            db.pool().close().await;
         }
         if let Some(r) = self.relay.take() {
             r.shutdown().await.unwrap();
@@ -145,7 +170,7 @@ impl<DB: SagaBackend> Shop<DB> {
     }
 }
 
-async fn many_at_once<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn many_at_once<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     shop.start_runtime().await;
     shop.start_services().await;
@@ -213,7 +238,7 @@ async fn many_at_once<DB: SagaBackend>(f: &Fixture<DB>) {
 }
 both!(many_sagas_at_once_each_end_right, many_at_once);
 
-async fn crash_after_start<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn crash_after_start<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     // Started while no runtime runs: the commands wait in the outbox and the bus.
     for i in 0..5 {
@@ -234,7 +259,7 @@ async fn crash_after_start<DB: SagaBackend>(f: &Fixture<DB>) {
 }
 both!(crash_right_after_start_resumes, crash_after_start);
 
-async fn crash_mid_saga<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn crash_mid_saga<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     shop.script.set(ChargePayment::TYPE, Answer::Silent);
     shop.start_services().await;
@@ -268,7 +293,7 @@ async fn crash_mid_saga<DB: SagaBackend>(f: &Fixture<DB>) {
 }
 both!(crash_while_awaiting_a_reply_resumes, crash_mid_saga);
 
-async fn crash_before_commit<DB: SagaBackend + TestSql>(f: &Fixture<DB>) {
+async fn crash_before_commit<DB: TestSql>(f: &Fixture<DB>) {
     DB::install_outbox_fault(f.db.pool()).await;
     let mut shop = Shop::new(f, &Timing::default());
     shop.manager.start("o-1", order("o-1")).await.unwrap();
@@ -315,7 +340,7 @@ both!(
     crash_before_commit
 );
 
-async fn crash_during_compensation<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn crash_during_compensation<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     shop.script.set(CreateShipment::TYPE, Answer::Fail);
     shop.script.set(RefundPayment::TYPE, Answer::Silent);
@@ -351,7 +376,7 @@ async fn crash_during_compensation<DB: SagaBackend>(f: &Fixture<DB>) {
 }
 both!(crash_during_compensation_resumes, crash_during_compensation);
 
-async fn timeouts_survive_restart<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn timeouts_survive_restart<DB: TestSql>(f: &Fixture<DB>) {
     let timing = Timing {
         timeout: Duration::from_millis(1000),
         retry: StepRetry::attempts(2).backoff(Duration::ZERO, Duration::ZERO, 1.0),
@@ -396,7 +421,7 @@ both!(
     timeouts_survive_restart
 );
 
-async fn poison_reply<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn poison_reply<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     shop.script.set(ReserveStock::TYPE, Answer::Silent);
     shop.start_services().await;
@@ -447,11 +472,14 @@ impl Event for OrderPlaced {
     }
 }
 
-async fn triggered<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn triggered<DB: TestSql>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &Timing::default());
     shop.start_services().await;
-    let runtime = shop
-        .manager
+    let db = DB::open(&shop.location).await;
+    let runtime = SagaStore::new(db.clone())
+        .await
+        .unwrap()
+        .manager(order_saga(&Timing::default()))
         .runtime(shop.bus.clone())
         .poll_interval(Duration::from_millis(20))
         .trigger("orders", |e: OrderPlaced| {
@@ -462,7 +490,7 @@ async fn triggered<DB: SagaBackend>(f: &Fixture<DB>) {
         .start()
         .await
         .unwrap();
-    shop.runtime = Some(runtime);
+    shop.runtime = Some((runtime, db));
     let placed = Envelope::from_event(
         "urn:shop",
         &OrderPlaced {
@@ -496,7 +524,7 @@ async fn triggered<DB: SagaBackend>(f: &Fixture<DB>) {
 }
 both!(a_trigger_event_starts_one_saga, triggered);
 
-async fn two_runtimes<DB: SagaBackend>(f: &Fixture<DB>) {
+async fn two_runtimes<DB: TestSql>(f: &Fixture<DB>) {
     // Two runtimes share the group and the deadlines: each saga still ends once, right.
     let timing = Timing {
         timeout: Duration::from_millis(500),
@@ -506,13 +534,7 @@ async fn two_runtimes<DB: SagaBackend>(f: &Fixture<DB>) {
     let mut shop = Shop::new(f, &timing);
     shop.start_services().await;
     shop.start_runtime().await;
-    let second = shop
-        .manager
-        .runtime(shop.bus.clone())
-        .poll_interval(Duration::from_millis(20))
-        .start()
-        .await
-        .unwrap();
+    let (second, second_db) = shop.runtime_builder().await;
     for i in 0..20 {
         let id = format!("o-{i}");
         if i % 2 == 0 {
@@ -545,6 +567,7 @@ async fn two_runtimes<DB: SagaBackend>(f: &Fixture<DB>) {
         }
     }
     second.shutdown().await.unwrap();
+    second_db.pool().close().await;
     shop.stop().await;
 }
 both!(two_runtimes_share_replies_and_deadlines, two_runtimes);

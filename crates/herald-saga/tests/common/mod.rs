@@ -25,7 +25,16 @@ use sqlx::{
 pub struct Fixture<DB: SagaBackend> {
     pub db: HeraldDb<DB>,
     pub store: SagaStore<DB>,
+    /// Where the database is, to open more pools on it (one per simulated process).
+    pub location: Location,
     cleanup: Cleanup,
+}
+
+/// Where a test database is.
+#[derive(Clone, Debug)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
 }
 
 enum Cleanup {
@@ -51,9 +60,8 @@ fn drop_schema(url: String, schema: String) {
             .unwrap()
             .block_on(async {
                 let pool = PgPool::connect(&url).await?;
-                // A runtime aborted mid-transaction (a simulated crash) can leave its
-                // connection idle in a transaction, holding locks the drop would wait
-                // for; a real crash would have closed it. Close the test's connections.
+                // Whatever connection a test left open (idle in a transaction, say) would
+                // make the drop wait for its locks: close the test's connections.
                 sqlx::query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                      WHERE application_name = $1 AND pid <> pg_backend_pid()",
@@ -98,11 +106,13 @@ pub fn skip_or_fail<T>(why: &str) -> Option<T> {
 
 pub async fn sqlite() -> Fixture<Sqlite> {
     let dir = tempfile::tempdir().unwrap();
-    let db = HeraldDb::open(dir.path().join("herald.db")).await.unwrap();
+    let path = dir.path().join("herald.db");
+    let db = HeraldDb::open(&path).await.unwrap();
     let store = SagaStore::new(db.clone()).await.unwrap();
     Fixture {
         db,
         store,
+        location: Location::Sqlite(path),
         cleanup: Cleanup::Dir(dir),
     }
 }
@@ -122,24 +132,32 @@ pub async fn postgres() -> Option<Fixture<Postgres>> {
         .await
         .unwrap();
     admin.close().await;
+    let db = pg_db(&url, &schema).await;
+    let store = SagaStore::new(db.clone()).await.unwrap();
+    Some(Fixture {
+        db,
+        store,
+        location: Location::Postgres {
+            url: url.clone(),
+            schema: schema.clone(),
+        },
+        cleanup: Cleanup::Schema { url, schema },
+    })
+}
+
+async fn pg_db(url: &str, schema: &str) -> HeraldDb<Postgres> {
     let options: PgConnectOptions = url.parse().unwrap();
     let pool = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(
             options
-                .options([("search_path", schema.as_str())])
-                .application_name(&schema),
+                .options([("search_path", schema)])
+                .application_name(schema),
         )
         .await
         .unwrap();
-    let db = HeraldDb::new(pool).await.unwrap();
-    let store = SagaStore::new(db.clone()).await.unwrap();
-    Some(Fixture {
-        db,
-        store,
-        cleanup: Cleanup::Schema { url, schema },
-    })
+    HeraldDb::new(pool).await.unwrap()
 }
 
 /// Runs the generic test `$case(&Fixture<DB>)` once per database, as `$name::sqlite`
@@ -167,6 +185,8 @@ macro_rules! both {
 
 /// SQL the tests run besides herald-saga's (fault injection), per backend.
 pub trait TestSql: SagaBackend {
+    /// A new pool on the database at `location`, as another process would open.
+    fn open(location: &Location) -> impl std::future::Future<Output = HeraldDb<Self>> + Send;
     /// Makes every insert into the outbox fail while `test_fail_outbox` has a row.
     fn install_outbox_fault(pool: &Pool<Self>) -> impl std::future::Future<Output = ()> + Send;
     /// Turns the fault on or off.
@@ -177,6 +197,13 @@ pub trait TestSql: SagaBackend {
 }
 
 impl TestSql for Sqlite {
+    async fn open(location: &Location) -> HeraldDb<Self> {
+        let Location::Sqlite(path) = location else {
+            panic!("not a SQLite location: {location:?}")
+        };
+        HeraldDb::open(path).await.unwrap()
+    }
+
     async fn install_outbox_fault(pool: &Pool<Self>) {
         for sql in [
             "CREATE TABLE test_fail_outbox (on_ INTEGER)",
@@ -199,6 +226,13 @@ impl TestSql for Sqlite {
 }
 
 impl TestSql for Postgres {
+    async fn open(location: &Location) -> HeraldDb<Self> {
+        let Location::Postgres { url, schema } = location else {
+            panic!("not a PostgreSQL location: {location:?}")
+        };
+        pg_db(url, schema).await
+    }
+
     async fn install_outbox_fault(pool: &Pool<Self>) {
         for sql in [
             "CREATE TABLE test_fail_outbox (on_ INTEGER)",
