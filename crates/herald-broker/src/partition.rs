@@ -11,7 +11,7 @@ use std::sync::{
 
 use herald_log::{
     Log, LogConfig, LogError, PendingAppend, ReadResult, TimestampOffset,
-    batch::{self, BatchHeader},
+    batch::{self, BatchHeader, ValidatedBatches},
 };
 use tokio::sync::Notify;
 
@@ -137,7 +137,7 @@ impl Partition {
         records: &mut [u8],
         known_producer: impl Fn(i64) -> bool,
     ) -> Result<AppendOutcome, ProduceError> {
-        let header = check_one_batch(records)?;
+        let (header, checked) = check_one_batch(records)?;
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         self.with_log(
             || ProduceError::UnknownTopicOrPartition {
@@ -161,7 +161,7 @@ impl Partition {
                     }
                     SequenceCheck::Append => {
                         let pending = log
-                            .append_deferred(records)
+                            .append_validated(records, &checked)
                             .map_err(ProduceError::Storage)?;
                         producers.record(&header, pending.info().base_offset as i64);
                         self.log_end
@@ -311,16 +311,18 @@ impl Partition {
 }
 
 /// Checks that `records` is exactly one valid, non-transactional v2 batch.
-fn check_one_batch(records: &[u8]) -> Result<BatchHeader, ProduceError> {
-    let batches = batch::validate_all(records).map_err(|(_, e)| ProduceError::Corrupt(e))?;
-    if batches.len() != 1 {
-        return Err(ProduceError::BatchCount(batches.len()));
+/// Checks a produced batch in full (CRC included), once: the result goes to
+/// [`Log::append_validated`], which does not recompute the CRC.
+fn check_one_batch(records: &[u8]) -> Result<(BatchHeader, ValidatedBatches), ProduceError> {
+    let batches = batch::validate_batches(records).map_err(|(_, e)| ProduceError::Corrupt(e))?;
+    if batches.headers().len() != 1 {
+        return Err(ProduceError::BatchCount(batches.headers().len()));
     }
-    let header = batches[0].1;
+    let header = batches.headers()[0].1;
     if header.is_transactional() || header.is_control() {
         return Err(ProduceError::Transactional);
     }
-    Ok(header)
+    Ok((header, batches))
 }
 
 #[cfg(test)]

@@ -249,6 +249,47 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>, (usize, B
     Ok(out)
 }
 
+/// Concatenated batches that [`validate_batches`] checked (lengths, magic, CRC), for
+/// [`Log::append_validated`](crate::Log::append_validated), so that a caller that must
+/// look at a batch before appending it (a broker checking producer sequences) computes
+/// its CRC once, not twice.
+#[derive(Debug, Clone)]
+pub struct ValidatedBatches {
+    headers: Vec<(usize, BatchHeader)>,
+    len: usize,
+}
+
+impl ValidatedBatches {
+    /// Each batch's position in the checked bytes, and its header.
+    pub fn headers(&self) -> &[(usize, BatchHeader)] {
+        &self.headers
+    }
+
+    /// Whether `bytes` still look like what was checked: the same length, and at each
+    /// batch's position the same header apart from the two fields the log rewrites (base
+    /// offset and partition leader epoch). The CRC is not recomputed: this catches a
+    /// caller passing other bytes, not a payload changed in place after the check.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        bytes.len() == self.len
+            && self.headers.iter().all(|(pos, checked)| {
+                BatchHeader::parse(&bytes[*pos..]).is_ok_and(|mut h| {
+                    h.base_offset = checked.base_offset;
+                    h.partition_leader_epoch = checked.partition_leader_epoch;
+                    h == *checked
+                })
+            })
+    }
+}
+
+/// [`validate_all`], keeping the result for
+/// [`Log::append_validated`](crate::Log::append_validated).
+pub fn validate_batches(bytes: &[u8]) -> Result<ValidatedBatches, (usize, BatchError)> {
+    Ok(ValidatedBatches {
+        headers: validate_all(bytes)?,
+        len: bytes.len(),
+    })
+}
+
 /// The partition leader epoch the log stamps on every stored batch. A single node has one
 /// leader epoch; stamping it (as Kafka's leader does) lets recovery and reads check the
 /// four header bytes the CRC does not cover.

@@ -581,3 +581,44 @@ fn destroy_removes_the_directory() {
     log.destroy().unwrap();
     assert!(!path.exists());
 }
+
+/// `append_validated` writes batches checked once by `validate_batches` (the broker's
+/// path, which must look at a batch before appending it), and validates in full when it
+/// is handed other bytes than the ones checked: a corrupt batch is still refused whole.
+#[test]
+fn append_validated_writes_checked_batches_and_revalidates_other_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let mut first = batch(3, 10, 1000);
+    let checked = herald_log::batch::validate_batches(&first).unwrap();
+    assert_eq!(checked.headers().len(), 1);
+    let info = log
+        .append_validated(&mut first, &checked)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    // The check of one batch, handed a different (corrupt) batch of the same length.
+    let good = batch(3, 10, 2000);
+    let checked = herald_log::batch::validate_batches(&good).unwrap();
+    let mut corrupt = batch(3, 10, 3000);
+    let crc_byte = 17; // inside the CRC field
+    corrupt[crc_byte] ^= 0xff;
+    assert!(!checked.matches(&corrupt));
+    let err = log.append_validated(&mut corrupt, &checked).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::InvalidBatch {
+                source: BatchError::BadCrc { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        read_all(&log).len(),
+        3,
+        "nothing of the corrupt batch was written"
+    );
+}

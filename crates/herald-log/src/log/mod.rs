@@ -177,8 +177,36 @@ impl Log {
         if batches.is_empty() {
             return Err(LogError::EmptyAppend);
         }
-        let headers = batch::validate_all(batches)
+        let checked = batch::validate_batches(batches)
             .map_err(|(position, source)| LogError::InvalidBatch { position, source })?;
+        self.write_checked(batches, checked.headers())
+    }
+
+    /// [`append_deferred`](Self::append_deferred) for batches the caller already checked
+    /// with [`batch::validate_batches`]: their CRCs are not computed again. Bytes that do
+    /// not match the check (another length, another header) are validated in full, so
+    /// invalid input is still rejected whole; the caller must not change the payload in
+    /// place between the check and this call.
+    pub fn append_validated(
+        &self,
+        batches: &mut [u8],
+        checked: &batch::ValidatedBatches,
+    ) -> Result<PendingAppend> {
+        if batches.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        if !checked.matches(batches) {
+            return self.append_deferred(batches);
+        }
+        self.write_checked(batches, checked.headers())
+    }
+
+    /// Writes validated batches (`headers` from [`batch::validate_all`] of `batches`).
+    fn write_checked(
+        &self,
+        batches: &mut [u8],
+        headers: &[(usize, batch::BatchHeader)],
+    ) -> Result<PendingAppend> {
         let mut state = self.shared.lock();
         state.check_writable()?;
         let max = state.config.max_batch_bytes;
@@ -193,7 +221,7 @@ impl Log {
         let mut next = base_offset;
         let mut max_timestamp = i64::MIN;
         let mut assigned = Vec::with_capacity(headers.len());
-        for (pos, h) in &headers {
+        for (pos, h) in headers {
             batch::set_base_offset(&mut batches[*pos..], next as i64);
             batch::set_partition_leader_epoch(&mut batches[*pos..], batch::STORED_LEADER_EPOCH);
             let mut h = *h;
