@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 /// Environment variables of the binary that a developer's shell might set; every test
@@ -47,42 +49,12 @@ impl Serve {
     /// Starts `herald serve ARGS` and waits for its ready line.
     fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> Serve {
         let mut cmd = herald();
-        cmd.arg("serve")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap());
-        let mut child = cmd.spawn().expect("herald starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("herald ready ") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "no ready line; log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-        };
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-                .to_string()
-        };
+        cmd.arg("serve").args(args).envs(env.iter().copied());
+        let ready = support::spawn_serve(cmd, log);
         Serve {
-            http: format!("http://{}", field("http")),
-            kafka: field("kafka"),
-            child,
+            http: format!("http://{}", ready.field("http")),
+            kafka: ready.field("kafka"),
+            child: ready.child,
         }
     }
 

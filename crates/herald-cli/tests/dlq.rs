@@ -21,6 +21,8 @@ use herald_broker::{Broker, BrokerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+mod support;
+
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -378,10 +380,9 @@ struct Serve {
 
 impl Serve {
     fn start() -> Serve {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(HERALD)
-            .arg("serve")
+        let mut cmd = Command::new(HERALD);
+        cmd.arg("serve")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args([
@@ -392,37 +393,12 @@ impl Serve {
                 "--registry-listen",
                 "127.0.0.1:0",
             ])
-            .env_remove("HERALD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.starts_with("herald ready ") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("herald serve prints its ready line");
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-                .to_string()
-        };
+            .env_remove("HERALD_CONFIG");
+        let ready = support::spawn_serve(cmd, &dir.path().join("serve.log"));
         Serve {
-            http: format!("http://{}", field("http")),
-            kafka: field("kafka"),
-            child,
+            http: format!("http://{}", ready.field("http")),
+            kafka: ready.field("kafka"),
+            child: ready.child,
             _dir: dir,
         }
     }

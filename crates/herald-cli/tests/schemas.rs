@@ -3,12 +3,12 @@
 //! restart, and broker-side validation of a topic as `herald produce` meets it.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
+
+mod support;
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
@@ -31,8 +31,8 @@ struct Serve {
 
 impl Serve {
     fn start(data: &Path, log: &Path) -> Serve {
-        let mut child = herald()
-            .arg("serve")
+        let mut cmd = herald();
+        cmd.arg("serve")
             .arg("--data-dir")
             .arg(data)
             .args([
@@ -41,39 +41,13 @@ impl Serve {
                 "--http-listen",
                 "127.0.0.1:0",
             ])
-            .args(["--registry-listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("herald ready ") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!(
-                "no ready line: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-                .to_string()
-        };
+            .args(["--registry-listen", "127.0.0.1:0"]);
+        let ready = support::spawn_serve(cmd, log);
         Serve {
-            kafka: field("kafka"),
-            http: format!("http://{}", field("http")),
-            registry: format!("http://{}", field("registry")),
-            child,
+            kafka: ready.field("kafka"),
+            http: format!("http://{}", ready.field("http")),
+            registry: format!("http://{}", ready.field("registry")),
+            child: ready.child,
         }
     }
 
