@@ -78,7 +78,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::SchemasCommand,
     },
-    /// Run the reference shop (examples/shop) in this process with no external service:
+    /// Run the reference shop (crates/herald-shop) in this process with no external service:
     /// place orders, inject failures, print a summary (`herald demo --help`).
     Demo(commands::DemoArgs),
     /// List saga instances and show one with its history, from a service's database
@@ -88,14 +88,6 @@ enum Command {
         source: commands::SagaSource,
         #[command(subcommand)]
         command: commands::SagasCommand,
-    },
-    /// Benchmark Herald against NATS JetStream, Redis Streams and RabbitMQ on one
-    /// workload (`herald bench --help`; docs/benchmarks.md).
-    #[command(disable_help_flag = true)]
-    Bench {
-        /// The suite's options, e.g. --quick, --only NAME, --out DIR.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
     },
 }
 
@@ -129,7 +121,6 @@ fn main() -> ExitCode {
             Command::Schemas { registry, command } => commands::schemas(registry, command).await,
             Command::Demo(args) => commands::demo(args).await,
             Command::Sagas { source, command } => commands::sagas(source, command).await,
-            Command::Bench { args } => bench(args).await,
         }
     });
     match result {
@@ -138,24 +129,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// `herald bench`: herald-bench's comparison suite, with scratch data in `./tmp` and the
-/// report in `./herald-bench-report`. It runs on a plain thread because it starts its
-/// own runtimes, which cannot nest in this one.
-async fn bench(args: Vec<String>) -> Result<(), error::CliError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(herald_bench::cli::main(
-            args.into_iter(),
-            std::path::Path::new("."),
-        ));
-    });
-    match rx.await {
-        Ok(0) => Ok(()),
-        Ok(2) => Err(error::CliError::usage("herald bench: see the usage above")),
-        Ok(_) => Err(error::CliError::runtime("herald bench failed (see above)")),
-        Err(_) => Err(error::CliError::runtime("herald bench panicked")),
     }
 }

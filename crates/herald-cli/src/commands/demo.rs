@@ -1,4 +1,4 @@
-//! `herald demo`: the reference shop (examples/shop) in this process on the embedded
+//! `herald demo`: the reference shop (crates/herald-shop) in this process on the embedded
 //! default — no broker, no database server — with orders placed over its HTTP API,
 //! failures injected, and a summary at the end.
 
