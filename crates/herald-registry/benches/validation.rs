@@ -7,6 +7,9 @@
 // why: `criterion_group!` generates an undocumented function.
 #![allow(missing_docs)]
 
+#[path = "../tests/id_check/mod.rs"]
+mod id_check;
+
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -64,6 +67,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
         }
     });
+    let check = id_check::IdCheck(registry.clone());
     let value_only = Validation {
         key: false,
         value: true,
@@ -73,7 +77,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("produce_100x1KiB_{name}"));
         g.throughput(Throughput::Elements(RECORDS as u64));
         g.bench_function("validate", |b| {
-            b.iter(|| validate_batch(&registry, "orders", value_only, black_box(&bytes)).unwrap())
+            b.iter(|| validate_batch(&check, "orders", value_only, black_box(&bytes)).unwrap())
         });
         let log_dir = tempfile::tempdir().unwrap();
         let config = LogConfig {

@@ -9,9 +9,10 @@
 //! - [`http`]: the Confluent REST API (`/subjects`, `/schemas`, `/config`, `/mode`,
 //!   `/compatibility`) with Confluent's status codes and `{"error_code", "message"}`
 //!   bodies; `herald serve` binds it on `registry_listen` (default 127.0.0.1:8081).
-//! - The registry is a [`herald_broker::validation::SchemaIdCheck`]: installed on the
-//!   broker, topics with `confluent.value.schema.validation=true` refuse records whose
-//!   schema id is not registered under `<topic>-value`.
+//! - [`Registry::id_status`] answers whether a schema id is registered under a subject:
+//!   `herald serve` adapts it to the broker's schema-id check, so topics with
+//!   `confluent.value.schema.validation=true` refuse records whose schema id is not
+//!   registered under `<topic>-value`. The registry does not depend on the broker.
 //! - [`serde`]: serializers and deserializers in Confluent's wire format (magic byte 0,
 //!   4-byte id, Protobuf message indexes) for Avro, JSON Schema and Protobuf, over a
 //!   caching [`serde::SchemaRegistryClient`], with optional auto-registration.
@@ -48,5 +49,5 @@ mod store;
 pub mod types;
 
 pub use error::RegistryError;
-pub use registry::{Registry, RegistryConfig};
+pub use registry::{IdStatus, Registry, RegistryConfig};
 pub use types::{CompatibilityLevel, Mode, SchemaReference, SchemaRequest, SchemaType};

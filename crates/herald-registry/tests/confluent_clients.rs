@@ -10,6 +10,8 @@
 //! `bash .ci/run install`); unset, the test prints why and passes, unless
 //! `HERALD_REQUIRE_SERVICES=1`.
 
+mod id_check;
+
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -130,7 +132,7 @@ async fn confluent_kafka_python_serializers_round_trip_through_herald() {
     .unwrap();
     let url = format!("http://{}", server.local_addr());
     let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .with_schema_id_check(Arc::new(registry.clone()));
+        .with_schema_id_check(Arc::new(id_check::IdCheck(registry.clone())));
     // The script's consumer groups have one member each: no need to wait for more.
     config.group_initial_rebalance_delay_ms = 0;
     let handle = Broker::start(config).await.unwrap();

@@ -4,9 +4,9 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use herald_broker::validation::SchemaIdCheck;
+use herald_broker::validation::{SchemaIdCheck, SchemaIdStatus};
 use herald_registry::{
-    Registry, RegistryConfig,
+    IdStatus, Registry, RegistryConfig,
     http::{RegistryHttpConfig, RegistryServer},
 };
 
@@ -57,7 +57,7 @@ impl Served {
     }
 
     pub(super) fn id_check(&self) -> Arc<dyn SchemaIdCheck> {
-        Arc::new(self.registry.clone())
+        Arc::new(IdCheck(self.registry.clone()))
     }
 
     /// Stops the listener (requests in flight finish); the log stays open for the
@@ -73,5 +73,20 @@ impl Stopped {
         self.0.close().await.map_err(|e| {
             CliError::runtime(format!("the schema registry did not close cleanly: {e}"))
         })
+    }
+}
+
+/// The registry as the broker's schema-id check: the one place the two meet, so neither
+/// crate depends on the other.
+#[derive(Debug)]
+pub(crate) struct IdCheck(pub(crate) Registry);
+
+impl SchemaIdCheck for IdCheck {
+    fn check(&self, subject: &str, id: u32) -> SchemaIdStatus {
+        match self.0.id_status(subject, id) {
+            IdStatus::Registered => SchemaIdStatus::Registered,
+            IdStatus::NotInSubject => SchemaIdStatus::NotInSubject,
+            IdStatus::UnknownId => SchemaIdStatus::UnknownId,
+        }
     }
 }

@@ -409,8 +409,15 @@ impl Registry {
     }
 }
 
-impl herald_broker::validation::SchemaIdCheck for Registry {
-    fn check(&self, subject: &str, id: u32) -> herald_broker::validation::SchemaIdStatus {
-        self.id_status(subject, id)
-    }
+/// Where a schema id stands for a subject: the answer broker-side validation needs
+/// ([`Registry::id_status`]). The binary adapts it to the broker's own check trait, so
+/// the registry knows nothing of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdStatus {
+    /// The id is a live (not deleted) version of the subject.
+    Registered,
+    /// The id exists but is not a live version of the subject.
+    NotInSubject,
+    /// No schema has that id.
+    UnknownId,
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Registry, StoredSchema, VersionSpec};
+use super::{IdStatus, Registry, StoredSchema, VersionSpec};
 use crate::{
     error::RegistryError,
     format::ParsedSchema,
@@ -179,8 +179,7 @@ impl Registry {
     }
 
     /// Whether `id` is a live version of `subject` (broker-side validation).
-    pub fn id_status(&self, subject: &str, id: u32) -> herald_broker::validation::SchemaIdStatus {
-        use herald_broker::validation::SchemaIdStatus;
+    pub fn id_status(&self, subject: &str, id: u32) -> IdStatus {
         let state = self.read();
         // Called for every record of a validated topic: no allocation here.
         let live = state
@@ -188,11 +187,11 @@ impl Registry {
             .get(subject)
             .is_some_and(|vs| vs.values().any(|e| e.id == id && !e.deleted));
         if live {
-            SchemaIdStatus::Registered
+            IdStatus::Registered
         } else if state.schemas.contains_key(&id) {
-            SchemaIdStatus::NotInSubject
+            IdStatus::NotInSubject
         } else {
-            SchemaIdStatus::UnknownId
+            IdStatus::UnknownId
         }
     }
 }
