@@ -51,7 +51,11 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> 
                 config.backlog_bound = Duration::from_secs(5);
             }
             "--only" => config.only.push(value()?),
-            "--out" => out = Some(PathBuf::from(value()?)),
+            // Absolute from here on, whatever directory later steps run in.
+            "--out" => {
+                let dir = value()?;
+                out = Some(std::path::absolute(&dir).map_err(|e| format!("--out {dir}: {e}"))?);
+            }
             "--rounds" => {
                 config.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?;
                 if config.rounds == 0 {
@@ -159,5 +163,24 @@ mod tests {
         assert!(parse(args("--rounds 0")).is_err());
         assert!(parse(args("--bogus")).is_err());
         assert!(parse(args("--only")).is_err());
+    }
+
+    #[test]
+    fn relative_out_and_scratch_root_give_absolute_peer_paths() {
+        let o = parse(args("--out rel/report")).unwrap();
+        let out = o.out.unwrap();
+        assert!(out.is_absolute(), "{}", out.display());
+        assert!(out.ends_with("rel/report"));
+        // The scratch root beside a relative report directory, as `herald bench` run
+        // from the current directory gets it: every peer's case directory is absolute.
+        let root = format!("target/tmp-relative-{}", std::process::id());
+        let scratch = Scratch::new(&root).unwrap();
+        assert!(scratch.path().is_absolute(), "{}", scratch.path().display());
+        for case in ["suite-nats", "suite-redis", "suite-herald-kafka"] {
+            let dir = scratch.case_dir(case).unwrap();
+            assert!(dir.is_absolute(), "{}", dir.display());
+        }
+        drop(scratch);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -430,6 +430,17 @@ impl SuiteReport {
                 ms(p99)
             );
         }
+        let skipped: Vec<(&str, &str)> = self
+            .targets
+            .iter()
+            .filter_map(|t| Some((t.name.as_str(), t.skipped.as_deref()?)))
+            .collect();
+        if !skipped.is_empty() {
+            out.push_str("\nNot measured (absent from every table and from the goal check):\n\n");
+            for (name, why) in skipped {
+                let _ = writeln!(out, "- {name}: skipped: {why}");
+            }
+        }
         out
     }
 
@@ -687,6 +698,32 @@ mod tests {
             md.contains("| peer-a (fsync) | 2.00× | PASS | 3.00 / 2.00 ms | FAIL |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_skipped_peer_is_listed_with_its_reason_under_the_results() {
+        let mut r = report();
+        r.targets.push(TargetInfo {
+            name: "nats-jetstream (sync always)".into(),
+            settings: String::new(),
+            fsync_before_ack: false,
+            skipped: Some(
+                "nats: start with sync_interval: always: nats-server is nats-server: v2.9.10, \
+                 which has no sync_interval"
+                    .into(),
+            ),
+        });
+        let md = r.markdown();
+        let tail = &md[md.find("Not measured").expect(&md)..];
+        assert!(
+            tail.contains("- peer-c: skipped: connection refused"),
+            "{md}"
+        );
+        assert!(
+            tail.contains("- nats-jetstream (sync always): skipped: nats: start with sync_interval: always: nats-server is nats-server: v2.9.10, which has no sync_interval"),
+            "{md}"
+        );
+        assert!(!tail.contains("peer-a"), "{md}");
     }
 
     #[test]

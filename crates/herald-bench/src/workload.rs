@@ -99,11 +99,13 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Creates `root/herald-bench-<pid>`.
+    /// Creates `root/herald-bench-<pid>`. A relative `root` is made absolute against the
+    /// current directory first: peers started by the suite get paths inside it (config
+    /// files, `dir`), and they resolve relative paths against their own directory.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let dir = root
-            .as_ref()
-            .join(format!("herald-bench-{}", std::process::id()));
+        let root = std::path::absolute(root.as_ref())
+            .map_err(|e| BenchError::io("absolutise scratch root", root.as_ref(), e))?;
+        let dir = root.join(format!("herald-bench-{}", std::process::id()));
         fs::create_dir_all(&dir).map_err(|e| BenchError::io("create scratch dir", &dir, e))?;
         Ok(Self { dir })
     }

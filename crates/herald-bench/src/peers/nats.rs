@@ -61,6 +61,8 @@ impl Nats {
                 "no nats-server on PATH (set HERALD_BENCH_NATS_SERVER)",
             )
         })?;
+        let server_version = version(&program, "--version").unwrap_or_default();
+        check_sync_interval(&program, &server_version)?;
         let port = free_port()?;
         let store = dir.join("jetstream");
         let conf = dir.join("nats.conf");
@@ -85,10 +87,7 @@ impl Nats {
                 e,
             )
         })?;
-        let label = format!(
-            "sync_interval: always, {}",
-            version(&program, "--version").unwrap_or_default()
-        );
+        let label = format!("sync_interval: always, {server_version}");
         Self::open(&format!("nats://127.0.0.1:{port}"), label, Some(child))
     }
 
@@ -110,6 +109,30 @@ impl Nats {
             server,
             _child: child,
         })
+    }
+}
+
+/// The `major.minor` of a `nats-server --version` line such as `nats-server: v2.9.10`.
+fn major_minor(version_line: &str) -> Option<(u32, u32)> {
+    let v = version_line.rsplit(['v', ' ']).next()?;
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Refuses, with the reason the report shows, a server older than 2.10: it has no
+/// `sync_interval` and would exit on the config file. An unreadable version is left to
+/// the start itself.
+fn check_sync_interval(program: &Path, version_line: &str) -> Result<()> {
+    match major_minor(version_line) {
+        Some(v) if v < (2, 10) => Err(nats_error(
+            "start with sync_interval: always",
+            format!(
+                "{} is {version_line}, which has no sync_interval (needs 2.10 or later; \
+                 set HERALD_BENCH_NATS_SERVER to a newer nats-server)",
+                program.display()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -291,5 +314,24 @@ impl Consumer for NatsConsumer {
             }
             Ok(n)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_before_2_10_are_refused_with_the_reason() {
+        assert_eq!(major_minor("nats-server: v2.9.10"), Some((2, 9)));
+        assert_eq!(major_minor("nats-server: v2.10.0"), Some((2, 10)));
+        assert_eq!(major_minor("garbage"), None);
+        let program = Path::new("/usr/sbin/nats-server");
+        let e = check_sync_interval(program, "nats-server: v2.9.10")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("v2.9.10, which has no sync_interval"), "{e}");
+        assert!(check_sync_interval(program, "nats-server: v2.11.4").is_ok());
+        assert!(check_sync_interval(program, "").is_ok());
     }
 }
