@@ -46,13 +46,20 @@ fn compression_round_trip(client: &str) {
         };
         assert_delivered(client, &result, &recs);
         let batches = broker.batches(&topic, 0);
+        // librdkafka sends a batch uncompressed when compressing does not make it smaller
+        // (rdkafka's msgset writer falls back), so a batch may be stored with codec 0; any
+        // other codec is wrong, and at least one batch must carry the asked one.
         for (header, _) in &batches {
-            assert_eq!(
-                header.compression(),
-                id,
-                "{client} {codec}: stored batch codec"
+            assert!(
+                header.compression() == id || header.compression() == 0,
+                "{client} {codec}: stored batch codec {} (asked {id})",
+                header.compression()
             );
         }
+        assert!(
+            batches.iter().any(|(h, _)| h.compression() == id),
+            "{client} {codec}: no stored batch is compressed with codec {id}"
+        );
         assert!(
             batches.iter().any(|(_, r)| r.len() > 1),
             "{client} {codec}: the client batched records ({} batches)",
