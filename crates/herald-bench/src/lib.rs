@@ -20,7 +20,7 @@
 //!
 //! The comparison suite ([`suite`], binary `herald-bench`, command line in [`cli`]) runs
 //! one workload definition ([`target`]: the `Target`/`Producer`/`Consumer` traits and
-//! the scenario drivers) against Herald over Kafka, Herald embedded and the [`peers`]
+//! the scenario drivers) against Herald over Kafka, herald-log direct and the [`peers`]
 //! (NATS JetStream, Redis Streams, RabbitMQ; servers it starts itself live in [`child`]),
 //! and renders markdown, JSON and an SVG chart ([`report`], [`chart`]).
 //!

@@ -1,6 +1,6 @@
 //! The comparison suite: every target through the same scenarios in one run.
 //!
-//! The targets ([`TargetSpec`]) are Herald over Kafka and Herald embedded, each with
+//! The targets ([`TargetSpec`]) are Herald over Kafka and herald-log direct, each with
 //! its default durability (group commit: acknowledged after fsync), and each peer in
 //! its fsync-before-acknowledge mode and in its default mode. A peer that cannot be
 //! reached (or started) is skipped with the reason, and the rest of the suite runs.
@@ -27,7 +27,7 @@ use crate::{
     kafka::HeraldKafka,
     peers::{
         MAX_GROUPS,
-        embedded::Embedded,
+        log_direct::LogDirect,
         nats::Nats,
         rabbitmq::{Layout, RabbitMq},
         redis::Redis,
@@ -118,8 +118,9 @@ impl PeerUrls {
 pub enum TargetSpec {
     /// `herald serve` in process, librdkafka clients, group commit.
     HeraldKafka,
-    /// herald-log in process, group commit.
-    HeraldEmbedded,
+    /// herald-log in process through a bench-only client (not the SDK's embedded
+    /// transport), group commit.
+    HeraldLogDirect,
     /// A nats-server started with `sync_interval: always`.
     NatsSyncAlways,
     /// The machine's nats-server.
@@ -138,7 +139,7 @@ impl TargetSpec {
     /// Every target, Herald first.
     pub const ALL: [TargetSpec; 8] = [
         TargetSpec::HeraldKafka,
-        TargetSpec::HeraldEmbedded,
+        TargetSpec::HeraldLogDirect,
         TargetSpec::NatsSyncAlways,
         TargetSpec::NatsDefault,
         TargetSpec::RedisFsyncAlways,
@@ -151,7 +152,7 @@ impl TargetSpec {
     pub fn label(self) -> &'static str {
         match self {
             TargetSpec::HeraldKafka => "herald-kafka (group commit)",
-            TargetSpec::HeraldEmbedded => "herald-embedded (group commit)",
+            TargetSpec::HeraldLogDirect => "herald-log-direct (group commit)",
             TargetSpec::NatsSyncAlways => "nats-jetstream (sync always)",
             TargetSpec::NatsDefault => "nats-jetstream (default)",
             TargetSpec::RedisFsyncAlways => "redis-streams (appendfsync always)",
@@ -170,8 +171,8 @@ impl TargetSpec {
                 log_config(group_commit.1),
                 "group commit",
             )?),
-            TargetSpec::HeraldEmbedded => Box::new(Embedded::new(
-                &scratch.case_dir("suite-herald-embedded")?,
+            TargetSpec::HeraldLogDirect => Box::new(LogDirect::new(
+                &scratch.case_dir("suite-herald-log-direct")?,
                 group_commit,
             )),
             TargetSpec::NatsSyncAlways => {

@@ -1,12 +1,13 @@
 //! The systems Herald is compared with, each behind [`Target`](crate::target::Target):
-//! NATS JetStream, Redis Streams, RabbitMQ, and Herald embedded (herald-log in process).
+//! NATS JetStream, Redis Streams, RabbitMQ, and herald-log direct (herald-log driven in
+//! process by a bench-only client, not the SDK's embedded transport).
 //! Herald over the Kafka protocol is [`crate::kafka::HeraldKafka`].
 //!
 //! Every client that is async inside gets its own small runtime; the benchmark's
 //! producer and consumer threads block on it, so all targets are driven by the same
 //! plain-thread drivers of [`crate::target`].
 
-pub mod embedded;
+pub mod log_direct;
 pub mod nats;
 pub mod rabbitmq;
 pub mod redis;

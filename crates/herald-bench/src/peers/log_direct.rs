@@ -1,6 +1,8 @@
-//! Herald embedded: herald-log in this process, no broker and no network, as the SDK's
-//! embedded transport uses it (one log per stream, real Kafka v2 batches, consumers
-//! woken by the log's high-watermark listener).
+//! herald-log direct: herald-log driven straight from this process, no broker and no
+//! network (one log per stream, real Kafka v2 batches, consumers woken by the log's
+//! high-watermark listener). A bench-only client over the log, not the SDK's
+//! `EmbeddedTransport` (no envelope, no inbox, no router); earlier reports called it
+//! `herald-embedded`.
 //!
 //! A producer batches like a Kafka client: [`Profile::Throughput`] collects messages
 //! until a batch holds [`BATCH_BYTES`] (or the producer is flushed),
@@ -51,13 +53,13 @@ struct Stream {
 }
 
 /// herald-log in process, in one durability mode.
-pub struct Embedded {
+pub struct LogDirect {
     dir: PathBuf,
     durability: (&'static str, Durability),
     streams: RwLock<HashMap<String, Arc<Stream>>>,
 }
 
-impl Embedded {
+impl LogDirect {
     /// Logs under `dir` (which it owns), with `durability`.
     pub fn new(dir: &Path, durability: (&'static str, Durability)) -> Self {
         Self {
@@ -74,14 +76,17 @@ impl Embedded {
             .get(name)
             .cloned()
             .ok_or_else(|| {
-                BenchError::client("herald-embedded", "open", format!("no stream {name}"))
+                BenchError::client("herald-log-direct", "open", format!("no stream {name}"))
             })
     }
 }
 
-impl Target for Embedded {
+impl Target for LogDirect {
     fn name(&self) -> String {
-        format!("herald-embedded ({})", self.durability.0.replace('_', " "))
+        format!(
+            "herald-log-direct ({})",
+            self.durability.0.replace('_', " ")
+        )
     }
 
     fn settings(&self) -> String {
@@ -145,7 +150,7 @@ impl Target for Embedded {
     }
 
     fn producer(&self, stream: &str, profile: Profile) -> Result<Box<dyn Producer>> {
-        Ok(Box::new(EmbeddedProducer {
+        Ok(Box::new(LogDirectProducer {
             stream: self.stream(stream)?,
             linger: profile == Profile::Throughput,
             builder: BatchBuilder::new(Compression::None),
@@ -163,9 +168,9 @@ impl Target for Embedded {
             .unwrap_or_else(|p| p.into_inner())
             .get(group)
             .ok_or_else(|| {
-                BenchError::client("herald-embedded", "consume", format!("no group {group}"))
+                BenchError::client("herald-log-direct", "consume", format!("no group {group}"))
             })?;
-        Ok(Box::new(EmbeddedConsumer {
+        Ok(Box::new(LogDirectConsumer {
             stream: s,
             group: group.to_string(),
             position,
@@ -173,7 +178,7 @@ impl Target for Embedded {
     }
 }
 
-struct EmbeddedProducer {
+struct LogDirectProducer {
     stream: Arc<Stream>,
     /// Whether to collect messages until a batch is full.
     linger: bool,
@@ -183,7 +188,7 @@ struct EmbeddedProducer {
     acked: u64,
 }
 
-impl EmbeddedProducer {
+impl LogDirectProducer {
     fn settle_oldest(&mut self) -> Result<()> {
         if let Some((pending, records)) = self.in_flight.pop_front() {
             pending.wait()?;
@@ -201,7 +206,7 @@ impl EmbeddedProducer {
         let mut batch = self
             .builder
             .build()
-            .map_err(|e| BenchError::client("herald-embedded", "build batch", e))?;
+            .map_err(|e| BenchError::client("herald-log-direct", "build batch", e))?;
         self.builder = BatchBuilder::new(Compression::None);
         self.pending_bytes = 0;
         while self.in_flight.len() >= APPENDS_IN_FLIGHT {
@@ -213,7 +218,7 @@ impl EmbeddedProducer {
     }
 }
 
-impl Producer for EmbeddedProducer {
+impl Producer for LogDirectProducer {
     fn send(&mut self, payloads: &[&[u8]]) -> Result<()> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -240,13 +245,13 @@ impl Producer for EmbeddedProducer {
     }
 }
 
-struct EmbeddedConsumer {
+struct LogDirectConsumer {
     stream: Arc<Stream>,
     group: String,
     position: u64,
 }
 
-impl Consumer for EmbeddedConsumer {
+impl Consumer for LogDirectConsumer {
     fn poll(&mut self, max_wait: Duration, on_message: &mut dyn FnMut(&[u8])) -> Result<usize> {
         let deadline = Instant::now() + max_wait;
         {
@@ -270,11 +275,11 @@ impl Consumer for EmbeddedConsumer {
         let mut n = 0;
         while !rest.is_empty() {
             let header = BatchHeader::parse(rest)
-                .map_err(|e| BenchError::client("herald-embedded", "read", e))?;
+                .map_err(|e| BenchError::client("herald-log-direct", "read", e))?;
             let (batch, tail) = rest.split_at(header.total_len());
             rest = tail;
             let decoded = decode_batch(batch)
-                .map_err(|e| BenchError::client("herald-embedded", "decode", e))?;
+                .map_err(|e| BenchError::client("herald-log-direct", "decode", e))?;
             for record in decoded.records {
                 if (record.offset as u64) < self.position {
                     continue;
