@@ -1,5 +1,5 @@
 //! The command line of the comparison suite, shared by the `herald-bench` binary and
-//! `herald bench`: parse options, run [`suite::run`], print the report, write the files.
+//! The `herald-bench` binary: parse options, run [`suite::run`], print the report, write the files.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,8 +17,7 @@ pub const USAGE: &str =
   --quick        short run (~2 min): 1 round, 0.5 s slots, 2 s latency runs, 200k backlog
   --only NAME    only targets whose name contains NAME (repeatable), e.g. herald, nats, redis
   --out DIR      write report.md, report.json and latency.svg there
-                 (default: herald-bench-report/ in cargo's target directory for the
-                 herald-bench binary, in the current directory for `herald bench`)
+                 (default: herald-bench-report/ in cargo's target directory)
   --rounds N     interleaved throughput rounds (default 3)
   --slot-secs S  seconds per throughput sample (default 1)
 Peers: HERALD_TEST_NATS_URL, HERALD_TEST_REDIS_URL, HERALD_TEST_AMQP_URL (default: local
@@ -171,7 +170,7 @@ mod tests {
         let out = o.out.unwrap();
         assert!(out.is_absolute(), "{}", out.display());
         assert!(out.ends_with("rel/report"));
-        // The scratch root beside a relative report directory, as `herald bench` run
+        // The scratch root beside a relative report directory, as a herald-bench run
         // from the current directory gets it: every peer's case directory is absolute.
         let root = format!("target/tmp-relative-{}", std::process::id());
         let scratch = Scratch::new(&root).unwrap();
