@@ -21,8 +21,6 @@ __herald_env() {
     export HERALD_TEST_REDIS_URL="${HERALD_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
     export HERALD_TEST_AMQP_URL="${HERALD_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
     export HERALD_TEST_NATS_URL="${HERALD_TEST_NATS_URL:-nats://127.0.0.1:4222}"
-    export HERALD_TEST_MQTT_URL="${HERALD_TEST_MQTT_URL:-mqtt://127.0.0.1:1883}"
-    export HERALD_TEST_MYSQL_URL="${HERALD_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
 
     # Kafka client interop: a Python with confluent-kafka, kafka-python and aiokafka
     # (the .venv that .ci/run builds), and kcat. Exported only when present, so a

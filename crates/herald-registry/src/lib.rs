@@ -3,7 +3,7 @@
 //! - [`registry::Registry`]: subjects, versions, global ids, compatibility levels and
 //!   modes, kept durably in a herald-log log under `<data-dir>/registry/` and replayed
 //!   on open. Writes are serialised, so one schema registered concurrently gets one id.
-//! - [`format`]: Avro, JSON Schema and Protobuf: parsing with references, the identity
+//! - [`format`](mod@format): Avro, JSON Schema and Protobuf: parsing with references, the identity
 //!   form that makes "the same schema" the same id, and the compatibility rules of each
 //!   (named in every incompatibility message).
 //! - [`http`]: the Confluent REST API (`/subjects`, `/schemas`, `/config`, `/mode`,

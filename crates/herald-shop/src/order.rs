@@ -6,8 +6,8 @@
 //! it answers `201`. Nothing else happens in the request: the saga and every other
 //! service work from events. `GET /orders/{id}` shows where an order is.
 //!
-//! When the saga ends, the order becomes `completed` ([`OrderCompleted`]) or
-//! `cancelled` ([`OrderCancelled`]), again with the event in the same transaction.
+//! When the saga ends, the order becomes `completed` ([`OrderCompleted`](crate::events::OrderCompleted)) or
+//! `cancelled` ([`OrderCancelled`](crate::events::OrderCancelled)), again with the event in the same transaction.
 
 use std::{sync::Arc, time::SystemTime};
 

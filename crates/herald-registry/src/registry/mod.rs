@@ -1,5 +1,5 @@
 //! The registry core: subjects, versions, ids, configuration and modes in memory,
-//! every change written to the [`Store`] before it is applied. Writes are serialised by
+//! every change written to the `Store` before it is applied. Writes are serialised by
 //! one lock (so concurrent registrations of one schema get one id); reads take a read
 //! lock and never wait for a write's fsync.
 //!
