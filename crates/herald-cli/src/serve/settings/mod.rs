@@ -1,167 +1,27 @@
 //! Where `herald serve` takes its settings from, in order of precedence: a flag, then
 //! its `HERALD_*` environment variable, then the TOML file (`--config`), then the
-//! default. `docs/configuration.md` lists every setting; [`ENV_SETTINGS`] is the list of
-//! the ones without a flag.
+//! default. Each setting is declared once, in [`declared::SETTINGS`]; its flag, variable
+//! and the tables in `docs/configuration.md` follow from that (a test compares them).
 //!
 //! The file is one TOML table: the broker's settings at the top level (the fields of
 //! [`BrokerConfig`], with topic defaults under `[default_topic_config]`) and the settings
 //! of the binary (`http_listen`, `http_max_body_bytes`, `registry_listen`, `log_level`).
 
+mod declared;
+#[cfg(test)]
+mod docs;
+
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::Args;
 use herald_broker::{BrokerConfig, http::HttpConfig};
 use toml::{Table, Value};
 
+pub(crate) use self::declared::ServeArgs;
+use self::declared::{CONFIG_ENV, Kind, SETTINGS};
 use crate::error::CliError;
 
 /// Default schema-registry address.
 pub(crate) const DEFAULT_REGISTRY_LISTEN: &str = "127.0.0.1:8081";
-
-/// Flags of `herald serve`. Each also reads its `HERALD_*` environment variable.
-#[derive(Debug, Clone, Default, Args)]
-pub(crate) struct ServeArgs {
-    /// TOML configuration file [default: none]
-    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-    /// Directory for all broker data [default: ./herald-data]
-    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Kafka API address; port 0 picks a free port [default: 127.0.0.1:9092]
-    #[arg(long, env = "HERALD_KAFKA_LISTEN", value_name = "ADDR")]
-    pub(crate) kafka_listen: Option<SocketAddr>,
-    /// HTTP API and /metrics address [default: 127.0.0.1:8080]
-    #[arg(long, env = "HERALD_HTTP_LISTEN", value_name = "ADDR")]
-    pub(crate) http_listen: Option<SocketAddr>,
-    /// Schema registry (Confluent REST API) address [default: 127.0.0.1:8081]
-    #[arg(long, env = "HERALD_REGISTRY_LISTEN", value_name = "ADDR")]
-    pub(crate) registry_listen: Option<SocketAddr>,
-    /// Host name Kafka clients are told to connect to [default: the listen address]
-    #[arg(long, env = "HERALD_ADVERTISED_HOST", value_name = "HOST")]
-    pub(crate) advertised_host: Option<String>,
-    /// Port Kafka clients are told to connect to [default: the bound port]
-    #[arg(long, env = "HERALD_ADVERTISED_PORT", value_name = "PORT")]
-    pub(crate) advertised_port: Option<u16>,
-    /// Log filter, e.g. `info` or `herald_broker=debug` [default: RUST_LOG, else info]
-    #[arg(long, env = "HERALD_LOG_LEVEL", value_name = "FILTER")]
-    pub(crate) log_level: Option<String>,
-}
-
-/// The type of a setting read from the environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Str,
-    Int,
-    Bool,
-}
-
-/// Settings without a flag that an environment variable sets: the variable, the TOML
-/// key path, and the type.
-pub(crate) const ENV_SETTINGS: &[(&str, &[&str], Kind)] = &[
-    (
-        "HERALD_HTTP_MAX_BODY_BYTES",
-        &["http_max_body_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_AUTO_CREATE_TOPICS",
-        &["auto_create_topics"],
-        Kind::Bool,
-    ),
-    (
-        "HERALD_DEFAULT_PARTITIONS",
-        &["default_partitions"],
-        Kind::Int,
-    ),
-    ("HERALD_MAX_FRAME_BYTES", &["max_frame_bytes"], Kind::Int),
-    ("HERALD_NODE_ID", &["node_id"], Kind::Int),
-    ("HERALD_CLUSTER_ID", &["cluster_id"], Kind::Str),
-    (
-        "HERALD_RETENTION_CHECK_INTERVAL_MS",
-        &["retention_check_interval_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_PRODUCER_STATE_SCAN_OFFSETS",
-        &["producer_state_scan_offsets"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_MAX_PARTITIONS_PER_TOPIC",
-        &["max_partitions_per_topic"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_GROUP_INITIAL_REBALANCE_DELAY_MS",
-        &["group_initial_rebalance_delay_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_GROUP_MIN_SESSION_TIMEOUT_MS",
-        &["group_min_session_timeout_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_GROUP_MAX_SESSION_TIMEOUT_MS",
-        &["group_max_session_timeout_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_OFFSETS_RETENTION_MS",
-        &["offsets_retention_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_SEGMENT_BYTES",
-        &["default_topic_config", "segment_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_SEGMENT_MS",
-        &["default_topic_config", "segment_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_RETENTION_MS",
-        &["default_topic_config", "retention_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_RETENTION_BYTES",
-        &["default_topic_config", "retention_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_MAX_MESSAGE_BYTES",
-        &["default_topic_config", "max_message_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_DURABILITY",
-        &["default_topic_config", "durability"],
-        Kind::Str,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_GROUP_COMMIT_MAX_DELAY_MS",
-        &["default_topic_config", "group_commit_max_delay_ms"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_GROUP_COMMIT_MAX_BYTES",
-        &["default_topic_config", "group_commit_max_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_INDEX_INTERVAL_BYTES",
-        &["default_topic_config", "index_interval_bytes"],
-        Kind::Int,
-    ),
-    (
-        "HERALD_DEFAULT_TOPIC_CONFIG_VERIFY_READS",
-        &["default_topic_config", "verify_reads"],
-        Kind::Bool,
-    ),
-];
 
 /// Everything `herald serve` runs with.
 #[derive(Debug, Clone)]
@@ -174,10 +34,18 @@ pub(crate) struct ServeConfig {
     pub(crate) log_level: Option<String>,
 }
 
-fn parse_env(name: &str, raw: &str, kind: Kind) -> Result<Value, CliError> {
-    let bad = |what: &str| CliError::usage(format!("{name}={raw:?}: expected {what}"));
+/// A setting's text (named `source`: its flag or variable) as the TOML value it sets.
+fn parse_value(source: &str, raw: &str, kind: Kind) -> Result<Value, CliError> {
+    let bad = |what: &str| CliError::usage(format!("{source}={raw:?}: expected {what}"));
     Ok(match kind {
-        Kind::Str => Value::String(raw.to_string()),
+        Kind::Str | Kind::Path => Value::String(raw.to_string()),
+        Kind::Addr => {
+            let addr: SocketAddr = raw
+                .trim()
+                .parse()
+                .map_err(|_| bad("an IP address and port such as 127.0.0.1:9092"))?;
+            Value::String(addr.to_string())
+        }
         Kind::Int => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
         Kind::Bool => Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" => true,
@@ -222,7 +90,11 @@ pub(crate) fn resolve(
     args: &ServeArgs,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<ServeConfig, CliError> {
-    let mut table = match &args.config {
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| env(CONFIG_ENV).map(PathBuf::from));
+    let mut table = match &config_path {
         None => Table::new(),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -239,44 +111,15 @@ pub(crate) fn resolve(
             })?
         }
     };
-    for (name, path, kind) in ENV_SETTINGS {
-        if let Some(raw) = env(name) {
-            set(&mut table, path, parse_env(name, &raw, *kind)?)?;
+    for s in SETTINGS {
+        let name = s.env();
+        if let Some(raw) = env(&name) {
+            set(&mut table, s.key, parse_value(&name, &raw, s.kind)?)?;
         }
     }
-    let flags: [(&str, Option<Value>); 7] = [
-        (
-            "data_dir",
-            args.data_dir
-                .as_ref()
-                .map(|p| Value::String(p.display().to_string())),
-        ),
-        (
-            "kafka_listen",
-            args.kafka_listen.map(|a| Value::String(a.to_string())),
-        ),
-        (
-            "http_listen",
-            args.http_listen.map(|a| Value::String(a.to_string())),
-        ),
-        (
-            "registry_listen",
-            args.registry_listen.map(|a| Value::String(a.to_string())),
-        ),
-        (
-            "advertised_host",
-            args.advertised_host.clone().map(Value::String),
-        ),
-        (
-            "advertised_port",
-            args.advertised_port.map(|p| Value::Integer(p.into())),
-        ),
-        ("log_level", args.log_level.clone().map(Value::String)),
-    ];
-    for (key, value) in flags {
-        if let Some(value) = value {
-            table.insert(key.to_string(), value);
-        }
+    for (s, raw) in &args.flags {
+        let flag = format!("--{}", s.long().unwrap_or_default());
+        set(&mut table, s.key, parse_value(&flag, raw, s.kind)?)?;
     }
     let mut http = HttpConfig::default();
     if let Some(listen) = take::<String>(&mut table, "http_listen")? {
@@ -379,9 +222,9 @@ mod tests {
         );
         let args = ServeArgs {
             config: Some(path),
-            data_dir: Some("/from/flag".into()),
             ..ServeArgs::default()
-        };
+        }
+        .with("data_dir", "/from/flag");
         let c = resolve(
             &args,
             env(&[
@@ -442,20 +285,15 @@ mod tests {
             "{e}"
         );
 
-        let args = ServeArgs {
-            http_listen: Some("127.0.0.1:9092".parse().unwrap()),
-            ..ServeArgs::default()
-        };
+        let args = ServeArgs::default().with("http_listen", "127.0.0.1:9092");
         let e = resolve(&args, env(&[])).unwrap_err();
         assert!(
             matches!(&e, CliError::Usage(m) if m.contains("kafka_listen and http_listen")),
             "{e}"
         );
-        let args = ServeArgs {
-            kafka_listen: Some("127.0.0.1:0".parse().unwrap()),
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..ServeArgs::default()
-        };
+        let args = ServeArgs::default()
+            .with("kafka_listen", "127.0.0.1:0")
+            .with("http_listen", "127.0.0.1:0");
         resolve(&args, env(&[])).expect("port 0 twice is fine");
 
         let args = ServeArgs {
@@ -466,24 +304,27 @@ mod tests {
     }
 
     #[test]
-    fn every_environment_variable_is_documented() {
-        let doc = include_str!("../../../../docs/configuration.md");
-        let flags = [
-            "HERALD_CONFIG",
-            "HERALD_DATA_DIR",
-            "HERALD_KAFKA_LISTEN",
-            "HERALD_HTTP_LISTEN",
-            "HERALD_REGISTRY_LISTEN",
-            "HERALD_ADVERTISED_HOST",
-            "HERALD_ADVERTISED_PORT",
-            "HERALD_LOG_LEVEL",
-            "HERALD_SERVER",
-        ];
-        for name in ENV_SETTINGS.iter().map(|(n, _, _)| *n).chain(flags) {
-            assert!(
-                doc.contains(&format!("`{name}`")),
-                "{name} is missing from docs/configuration.md"
-            );
-        }
+    fn a_flag_beats_its_variable_and_a_bad_flag_names_itself() {
+        let args = ServeArgs::default().with("kafka_listen", "127.0.0.1:7");
+        let c = resolve(&args, env(&[("HERALD_KAFKA_LISTEN", "127.0.0.1:8")])).unwrap();
+        assert_eq!(c.broker.kafka_listen.to_string(), "127.0.0.1:7");
+
+        let args = ServeArgs::default().with("kafka_listen", "nowhere");
+        let e = resolve(&args, env(&[])).unwrap_err();
+        assert!(
+            matches!(&e, CliError::Usage(m) if m.contains("--kafka-listen=\"nowhere\"")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_config_file_comes_from_herald_config_too() {
+        let (_dir, path) = file("default_partitions = 4\n");
+        let c = resolve(
+            &ServeArgs::default(),
+            env(&[("HERALD_CONFIG", path.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(c.broker.default_partitions, 4);
     }
 }
