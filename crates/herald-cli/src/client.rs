@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use herald_api::ErrorBody;
 use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -71,15 +73,15 @@ impl Client {
         url
     }
 
-    /// Sends a request; a 2xx answer's JSON (or `Null` when empty) or an error that says
-    /// what the broker said.
-    pub(crate) async fn send(
+    /// Sends a request; a 2xx answer's JSON as `T` (an empty answer reads as JSON
+    /// `null`, which `()` accepts) or an error that says what the broker said.
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
         timeout: Duration,
-    ) -> Result<Value, CliError> {
+    ) -> Result<T, CliError> {
         let mut req = self.http.request(method, url).timeout(timeout);
         if let Some(body) = body {
             req = req.json(body);
@@ -87,18 +89,21 @@ impl Client {
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| self.unreachable(e))?;
-        let json: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
-            return Ok(json.unwrap_or(Value::Null));
+            let json = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).map_err(|e| self.unexpected(&e))?
+            };
+            return T::deserialize(json).map_err(|e| self.unexpected(&e));
         }
-        let message = json
+        let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        let message = body
             .as_ref()
-            .and_then(|j| j["message"].as_str())
-            .map_or_else(|| text.trim().to_string(), str::to_string);
-        let error_code = json.as_ref().and_then(|j| j["error_code"].as_u64());
+            .map_or_else(|| text.trim().to_string(), |b| b.message.clone());
+        let error_code = body.map(|b| b.error_code);
         let code = error_code.map_or(String::new(), |c| format!(", error_code {c}"));
-        // 40401 is an unknown topic (docs/http-api.md).
-        let hint = if error_code == Some(40401) {
+        let hint = if error_code == Some(herald_api::codes::UNKNOWN_TOPIC) {
             ": list topics with `herald topics list`, create one with `herald topics create NAME`"
         } else {
             ""
@@ -112,7 +117,8 @@ impl Client {
         })
     }
 
-    pub(crate) async fn get(&self, segments: &[&str]) -> Result<Value, CliError> {
+    /// `GET /api/v1/<segments...>` as `T`.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, CliError> {
         self.send(
             Method::GET,
             self.url(segments),
@@ -120,6 +126,15 @@ impl Client {
             Duration::from_secs(30),
         )
         .await
+    }
+
+    /// An answer that is not the API's JSON: another program on that port, or a broker
+    /// of another version.
+    fn unexpected(&self, e: &dyn std::fmt::Display) -> CliError {
+        CliError::runtime(format!(
+            "unexpected answer from {} ({e}): is --server a herald of this version?",
+            self.base
+        ))
     }
 
     fn unreachable(&self, e: reqwest::Error) -> CliError {

@@ -33,7 +33,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 /// Prints a JSON value, pretty.
-pub(crate) fn json(value: &Value) -> Result<(), CliError> {
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::runtime(format!("cannot print JSON: {e}")))?;
     println!("{text}");

@@ -5,32 +5,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use bytes::Bytes;
+use herald_api::groups::{
+    AssignedTopic, GroupDetail, GroupList, GroupListEntry, Member, OffsetLag,
+};
 use herald_log::{batch::BatchHeader, records::decode_batch};
 use kafka_protocol::{messages::ConsumerProtocolAssignment, protocol::Decodable};
-use serde::Serialize;
 
 use super::{
     AppState,
     error::{ApiError, Path, codes},
 };
 use crate::{broker::Broker, group::CommittedOffset};
-
-/// The position and lag of a group on one partition.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct OffsetLag {
-    pub(crate) topic: String,
-    pub(crate) partition: i32,
-    pub(crate) committed_offset: i64,
-    /// `None` when the topic or partition no longer exists.
-    pub(crate) high_watermark: Option<i64>,
-    /// High watermark minus committed offset (Kafka's LAG column), never negative.
-    pub(crate) lag_messages: Option<i64>,
-    /// Seconds since the first record the group has not consumed was written; 0 when
-    /// caught up.
-    pub(crate) lag_seconds: Option<f64>,
-    pub(crate) metadata: String,
-    pub(crate) commit_timestamp_ms: i64,
-}
 
 /// Milliseconds since the Unix epoch.
 fn now_ms() -> i64 {
@@ -108,55 +93,6 @@ pub(crate) fn all_lags(broker: &Broker, group: Option<&str>) -> Vec<(String, Off
         .collect()
 }
 
-/// One group in the list.
-#[derive(Debug, Serialize)]
-pub(crate) struct GroupListEntry {
-    group_id: String,
-    state: &'static str,
-    protocol_type: String,
-    members: usize,
-    /// Sum of the lag over the partitions the group has offsets for.
-    lag_messages: i64,
-}
-
-/// The list response.
-#[derive(Debug, Serialize)]
-pub(crate) struct GroupList {
-    groups: Vec<GroupListEntry>,
-}
-
-/// Partitions assigned to a member, decoded from the consumer protocol.
-#[derive(Debug, Serialize)]
-pub(crate) struct AssignedTopic {
-    topic: String,
-    partitions: Vec<i32>,
-}
-
-/// A member of a described group.
-#[derive(Debug, Serialize)]
-pub(crate) struct Member {
-    member_id: String,
-    group_instance_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    /// `None` when the group does not use the consumer protocol or has no assignment yet.
-    assignment: Option<Vec<AssignedTopic>>,
-}
-
-/// A described group.
-#[derive(Debug, Serialize)]
-pub(crate) struct GroupDetail {
-    group_id: String,
-    state: &'static str,
-    protocol_type: String,
-    protocol: String,
-    generation: i32,
-    leader: String,
-    members: Vec<Member>,
-    offsets: Vec<OffsetLag>,
-    lag_messages: i64,
-}
-
 /// Decodes a consumer-protocol assignment (version, then the v0–v3 body).
 fn decode_assignment(bytes: &[u8]) -> Option<Vec<AssignedTopic>> {
     if bytes.len() < 2 {
@@ -202,7 +138,7 @@ pub(crate) async fn list(
                     .filter(|(id, _)| *id == g.group_id)
                     .filter_map(|(_, l)| l.lag_messages)
                     .sum(),
-                state: g.state.as_str(),
+                state: g.state.as_str().to_string(),
                 members: g.members.len(),
                 protocol_type: g.protocol_type,
                 group_id: g.group_id,
@@ -233,7 +169,7 @@ pub(crate) async fn describe(
         Some(GroupDetail {
             lag_messages: offsets.iter().filter_map(|l| l.lag_messages).sum(),
             offsets,
-            state: group.state.as_str(),
+            state: group.state.as_str().to_string(),
             protocol: group.protocol_name,
             generation: group.generation,
             leader: group.leader,

@@ -12,12 +12,15 @@ use std::{
 
 use axum::{extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use herald_api::records::{
+    ConsumeQuery, ConsumeResponse, HeaderOut, HeadersIn, ProduceBody, ProduceResponse, RecordIn,
+    RecordOffset, RecordOut,
+};
 use herald_log::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, Header, decode_batch},
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{
@@ -30,66 +33,6 @@ use herald_log::partitioner::partition_for_key;
 /// Default and largest `max_bytes` of a consume request.
 const DEFAULT_MAX_BYTES: usize = 1 << 20;
 const MAX_MAX_BYTES: usize = 64 << 20;
-
-/// Body of `POST /api/v1/topics/{name}/records`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProduceBody {
-    records: Vec<RecordIn>,
-}
-
-/// One record to produce.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RecordIn {
-    key: Option<String>,
-    key_base64: Option<String>,
-    #[serde(default)]
-    value: Option<Value>,
-    value_base64: Option<String>,
-    #[serde(default)]
-    headers: HeadersIn,
-    partition: Option<i32>,
-    /// Milliseconds since the Unix epoch; now when absent.
-    timestamp: Option<i64>,
-}
-
-/// Headers as an object (`{"k": "v"}`) or, to repeat keys or send bytes, a list.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum HeadersIn {
-    Map(BTreeMap<String, Option<String>>),
-    List(Vec<HeaderIn>),
-}
-
-impl Default for HeadersIn {
-    fn default() -> Self {
-        HeadersIn::List(Vec::new())
-    }
-}
-
-/// One header in list form.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HeaderIn {
-    key: String,
-    value: Option<String>,
-    value_base64: Option<String>,
-}
-
-/// Where one produced record landed.
-#[derive(Debug, Serialize)]
-pub(crate) struct RecordOffset {
-    partition: i32,
-    offset: i64,
-}
-
-/// Response of a produce: one entry per record, in request order.
-#[derive(Debug, Serialize)]
-pub(crate) struct ProduceResponse {
-    topic: String,
-    offsets: Vec<RecordOffset>,
-}
 
 fn bytes_of(
     what: &str,
@@ -262,51 +205,9 @@ pub(crate) async fn produce(
     }))
 }
 
-/// Query of the consume endpoint.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConsumeQuery {
-    /// An offset, `earliest` (the default) or `latest`.
-    offset: Option<String>,
-    max_bytes: Option<usize>,
-    wait_ms: Option<u64>,
-}
-
-/// Response of a consume.
-#[derive(Debug, Serialize)]
-pub(crate) struct ConsumeResponse {
-    topic: String,
-    partition: i32,
-    log_start_offset: i64,
-    high_watermark: i64,
-    /// The offset to ask for next.
-    next_offset: i64,
-    records: Vec<Value>,
-}
-
-/// Puts `name` as text, or `name_base64` when the bytes are not UTF-8; `null` for none.
-fn put_bytes(obj: &mut Map<String, Value>, name: &str, bytes: Option<Vec<u8>>) {
-    match bytes {
-        None => {
-            obj.insert(name.to_string(), Value::Null);
-        }
-        Some(b) => match String::from_utf8(b) {
-            Ok(s) => {
-                obj.insert(name.to_string(), Value::String(s));
-            }
-            Err(e) => {
-                obj.insert(
-                    format!("{name}_base64"),
-                    Value::String(BASE64.encode(e.as_bytes())),
-                );
-            }
-        },
-    }
-}
-
 /// Decodes the records at or after `offset` from whole batches; returns them and the
 /// offset after the last batch.
-fn decode_records(mut bytes: &[u8], offset: i64) -> Result<(Vec<Value>, i64), ApiError> {
+fn decode_records(mut bytes: &[u8], offset: i64) -> Result<(Vec<RecordOut>, i64), ApiError> {
     let mut out = Vec::new();
     let mut next = offset;
     while let Ok(header) = BatchHeader::parse(bytes) {
@@ -320,25 +221,26 @@ fn decode_records(mut bytes: &[u8], offset: i64) -> Result<(Vec<Value>, i64), Ap
                 header.base_offset
             ))
         })?;
-        for r in batch.records.into_iter().filter(|r| r.offset >= offset) {
-            let mut obj = Map::new();
-            obj.insert("offset".into(), r.offset.into());
-            obj.insert("timestamp".into(), r.timestamp.into());
-            put_bytes(&mut obj, "key", r.key);
-            let headers = r
-                .headers
+        out.extend(
+            batch
+                .records
                 .into_iter()
-                .map(|h| {
-                    let mut o = Map::new();
-                    o.insert("key".into(), Value::String(h.key));
-                    put_bytes(&mut o, "value", h.value);
-                    Value::Object(o)
-                })
-                .collect();
-            obj.insert("headers".into(), Value::Array(headers));
-            put_bytes(&mut obj, "value", r.value);
-            out.push(Value::Object(obj));
-        }
+                .filter(|r| r.offset >= offset)
+                .map(|r| RecordOut {
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|h| HeaderOut {
+                            key: h.key,
+                            value: h.value,
+                        })
+                        .collect(),
+                    value: r.value,
+                }),
+        );
         next = next.max(header.last_offset() + 1);
         bytes = &bytes[len..];
     }
@@ -437,18 +339,6 @@ pub(crate) async fn consume(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bytes_are_text_when_utf8_and_base64_otherwise() {
-        let mut obj = Map::new();
-        put_bytes(&mut obj, "key", Some(b"k".to_vec()));
-        put_bytes(&mut obj, "value", Some(vec![0xff, 0x00]));
-        put_bytes(&mut obj, "none", None);
-        assert_eq!(obj["key"], "k");
-        assert_eq!(obj["value_base64"], "/wA=");
-        assert!(!obj.contains_key("value"));
-        assert_eq!(obj["none"], Value::Null);
-    }
 
     #[test]
     fn both_text_and_base64_is_refused() {

@@ -1,9 +1,11 @@
 //! `/api/v1/topics`: list, create, describe, delete, add partitions.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
-use serde::{Deserialize, Serialize};
+use herald_api::topics::{
+    AddPartitions, ConfigValue, CreateTopic, PartitionInfo, TopicDetail, TopicList, TopicSummary,
+};
 
 use super::{
     AppState,
@@ -14,87 +16,6 @@ use crate::{
     topic_config::{self, ConfigSource},
     topics::{NewTopic, Topic},
 };
-
-/// One topic in the list.
-#[derive(Debug, Serialize)]
-pub(crate) struct TopicSummary {
-    name: String,
-    id: String,
-    partition_count: i32,
-    /// Records between log start and high watermark, over all partitions.
-    records: i64,
-    size_bytes: u64,
-}
-
-/// One partition of a described topic.
-#[derive(Debug, Serialize)]
-pub(crate) struct PartitionInfo {
-    partition: i32,
-    log_start_offset: i64,
-    high_watermark: i64,
-    size_bytes: u64,
-}
-
-/// One effective configuration value of a described topic.
-#[derive(Debug, Serialize)]
-pub(crate) struct ConfigValue {
-    value: String,
-    /// `topic` for an override, `default` for the broker default.
-    source: &'static str,
-}
-
-/// A described topic.
-#[derive(Debug, Serialize)]
-pub(crate) struct TopicDetail {
-    name: String,
-    id: String,
-    partition_count: i32,
-    partitions: Vec<PartitionInfo>,
-    configs: BTreeMap<String, ConfigValue>,
-}
-
-/// Body of `POST /api/v1/topics`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateTopic {
-    name: String,
-    partitions: Option<i32>,
-    #[serde(default)]
-    configs: BTreeMap<String, ConfigInput>,
-}
-
-/// A configuration value as JSON: a string, or a number or boolean taken as its text.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum ConfigInput {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-}
-
-impl ConfigInput {
-    fn into_string(self) -> String {
-        match self {
-            ConfigInput::Text(s) => s,
-            ConfigInput::Int(i) => i.to_string(),
-            ConfigInput::Bool(b) => b.to_string(),
-        }
-    }
-}
-
-/// Body of `POST /api/v1/topics/{name}/partitions`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AddPartitions {
-    /// The new total partition count.
-    count: i32,
-}
-
-/// The list response.
-#[derive(Debug, Serialize)]
-pub(crate) struct TopicList {
-    topics: Vec<TopicSummary>,
-}
 
 fn partition_infos(topic: &Topic) -> Result<Vec<PartitionInfo>, ApiError> {
     topic
@@ -126,7 +47,7 @@ fn detail(broker: &Broker, topic: &Topic) -> Result<TopicDetail, ApiError> {
                 e.name.to_string(),
                 ConfigValue {
                     value: e.value,
-                    source,
+                    source: source.to_string(),
                 },
             )
         })

@@ -7,8 +7,11 @@ use std::{
 };
 
 use clap::Args;
+use herald_api::records::{
+    HeaderIn, HeadersIn, ProduceBody, ProduceResponse, RecordIn, RecordOffset,
+};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::key_value;
 use crate::{
@@ -42,29 +45,33 @@ pub(crate) struct ProduceArgs {
     client: ClientArgs,
 }
 
-fn record(args: &ProduceArgs, value: String) -> Value {
-    let mut r = Map::new();
-    if let Some(k) = &args.key {
-        r.insert("key".into(), Value::String(k.clone()));
+fn record(args: &ProduceArgs, value: String) -> RecordIn {
+    RecordIn {
+        key: args.key.clone(),
+        value: Some(Value::String(value)),
+        headers: HeadersIn::List(
+            args.headers
+                .iter()
+                .map(|(k, v)| HeaderIn {
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                    value_base64: None,
+                })
+                .collect(),
+        ),
+        partition: args.partition,
+        ..RecordIn::default()
     }
-    r.insert("value".into(), Value::String(value));
-    if !args.headers.is_empty() {
-        let headers: Vec<Value> = args
-            .headers
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
-        r.insert("headers".into(), Value::Array(headers));
-    }
-    if let Some(p) = args.partition {
-        r.insert("partition".into(), p.into());
-    }
-    Value::Object(r)
 }
 
-async fn send(c: &Client, topic: &str, records: Vec<Value>) -> Result<Vec<Value>, CliError> {
-    let body = json!({ "records": records });
-    let resp = c
+async fn send(
+    c: &Client,
+    topic: &str,
+    records: Vec<RecordIn>,
+) -> Result<Vec<RecordOffset>, CliError> {
+    let body = serde_json::to_value(ProduceBody { records })
+        .map_err(|e| CliError::runtime(format!("cannot encode the request: {e}")))?;
+    let resp: ProduceResponse = c
         .send(
             Method::POST,
             c.url(&["topics", topic, "records"]),
@@ -72,7 +79,7 @@ async fn send(c: &Client, topic: &str, records: Vec<Value>) -> Result<Vec<Value>
             Duration::from_secs(60),
         )
         .await?;
-    Ok(resp["offsets"].as_array().cloned().unwrap_or_default())
+    Ok(resp.offsets)
 }
 
 /// Runs `herald produce`.
@@ -103,15 +110,16 @@ pub(crate) async fn produce(args: ProduceArgs) -> Result<(), CliError> {
         }
     }
     if args.client.output == Output::Json {
-        return output::json(&json!({ "topic": args.topic, "offsets": offsets }));
+        return output::json(&ProduceResponse {
+            topic: args.topic,
+            offsets,
+        });
     }
     match offsets.as_slice() {
         [] => eprintln!("nothing to produce: standard input was empty"),
         [one] => println!(
             "produced 1 record to {}: partition {} offset {}",
-            args.topic,
-            output::cell(&one["partition"]),
-            output::cell(&one["offset"])
+            args.topic, one.partition, one.offset
         ),
         many => println!("produced {} records to {}", many.len(), args.topic),
     }

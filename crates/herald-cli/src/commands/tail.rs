@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use clap::Args;
+use herald_api::{
+    records::{ConsumeResponse, RecordOut},
+    topics::{PartitionInfo, TopicDetail},
+};
 use reqwest::Method;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::field;
 use crate::{
     client::{Client, ClientArgs, Output},
     error::CliError,
@@ -44,25 +47,22 @@ pub(crate) struct TailArgs {
 }
 
 /// Text of a key, value or header value: as is, `base64:...`, or `null`.
-fn text(obj: &Value, name: &str) -> String {
-    if let Some(b) = obj.get(format!("{name}_base64")).and_then(Value::as_str) {
-        return format!("base64:{b}");
-    }
-    match obj.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        _ => "null".into(),
+fn text(bytes: Option<&[u8]>) -> String {
+    match bytes {
+        None => "null".into(),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => s.to_string(),
+            Err(_) => format!("base64:{}", BASE64.encode(b)),
+        },
     }
 }
 
-fn line(partition: i64, r: &Value) -> String {
-    let headers: Vec<String> = r["headers"]
-        .as_array()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| format!("{}={}", output::cell(&h["key"]), text(h, "value")))
-                .collect()
-        })
-        .unwrap_or_default();
+fn line(partition: i32, r: &RecordOut) -> String {
+    let headers: Vec<String> = r
+        .headers
+        .iter()
+        .map(|h| format!("{}={}", h.key, text(h.value.as_deref())))
+        .collect();
     let headers = if headers.is_empty() {
         String::new()
     } else {
@@ -70,10 +70,10 @@ fn line(partition: i64, r: &Value) -> String {
     };
     format!(
         "[{partition}:{}] {} key={}{headers} {}",
-        output::cell(&r["offset"]),
-        output::timestamp(r["timestamp"].as_i64().unwrap_or(-1)),
-        text(r, "key"),
-        text(r, "value"),
+        r.offset,
+        output::timestamp(r.timestamp),
+        text(r.key.as_deref()),
+        text(r.value.as_deref()),
     )
 }
 
@@ -82,11 +82,11 @@ fn line(partition: i64, r: &Value) -> String {
 async fn read_partition(
     c: Client,
     topic: String,
-    partition: i64,
+    partition: i32,
     mut offset: i64,
     end: i64,
     follow: bool,
-    tx: mpsc::Sender<(i64, Vec<Value>)>,
+    tx: mpsc::Sender<(i32, Vec<RecordOut>)>,
 ) -> Result<(), CliError> {
     let p = partition.to_string();
     loop {
@@ -98,11 +98,11 @@ async fn read_partition(
         url.query_pairs_mut()
             .append_pair("offset", &offset.to_string())
             .append_pair("wait_ms", &wait.to_string());
-        let resp = c
+        let resp: ConsumeResponse = c
             .send(Method::GET, url, None, Duration::from_millis(wait + 30_000))
             .await?;
-        let next = field(&resp, "next_offset")?.as_i64().unwrap_or(offset);
-        let records = resp["records"].as_array().cloned().unwrap_or_default();
+        let next = resp.next_offset;
+        let records = resp.records;
         if !follow && records.is_empty() && next <= offset {
             // Nothing more below `end` (records deleted by retention meanwhile).
             return Ok(());
@@ -117,19 +117,14 @@ async fn read_partition(
 /// Runs `herald tail`.
 pub(crate) async fn tail(args: TailArgs) -> Result<(), CliError> {
     let c = Client::new(&args.client)?;
-    let described = c.get(&["topics", &args.topic]).await?;
-    let partitions = field(&described, "partitions")?
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let described: TopicDetail = c.get(&["topics", &args.topic]).await?;
+    let partitions = described.partitions;
     let count = partitions.len();
-    let chosen: Vec<&Value> = match args.partition {
+    let chosen: Vec<&PartitionInfo> = match args.partition {
         None => partitions.iter().collect(),
         Some(p) => {
-            let found: Vec<&Value> = partitions
-                .iter()
-                .filter(|v| v["partition"].as_i64() == Some(i64::from(p)))
-                .collect();
+            let found: Vec<&PartitionInfo> =
+                partitions.iter().filter(|v| v.partition == p).collect();
             if found.is_empty() {
                 return Err(CliError::runtime(format!(
                     "topic {} has no partition {p}: it has {count} (0 to {})",
@@ -143,9 +138,9 @@ pub(crate) async fn tail(args: TailArgs) -> Result<(), CliError> {
     let (tx, mut rx) = mpsc::channel(64);
     let mut tasks = tokio::task::JoinSet::new();
     for p in chosen {
-        let partition = p["partition"].as_i64().unwrap_or(0);
-        let log_start = p["log_start_offset"].as_i64().unwrap_or(0);
-        let hw = p["high_watermark"].as_i64().unwrap_or(0);
+        let partition = p.partition;
+        let log_start = p.log_start_offset;
+        let hw = p.high_watermark;
         let start = match (args.offset, args.from_beginning) {
             (Some(o), _) => o,
             (None, true) => log_start,
@@ -165,9 +160,11 @@ pub(crate) async fn tail(args: TailArgs) -> Result<(), CliError> {
     let json = args.client.output == Output::Json;
     let mut printed = 0usize;
     while let Some((partition, records)) = rx.recv().await {
-        for mut r in records {
+        for r in records {
             printed += 1;
             if json {
+                let mut r = serde_json::to_value(&r)
+                    .map_err(|e| CliError::runtime(format!("cannot print JSON: {e}")))?;
                 r["partition"] = partition.into();
                 println!("{r}");
             } else {
@@ -195,14 +192,18 @@ mod tests {
 
     #[test]
     fn a_record_prints_on_one_line() {
-        let r = json!({"offset": 5, "timestamp": 0, "key": "k",
+        let r: RecordOut = serde_json::from_value(json!({"offset": 5, "timestamp": 0, "key": "k",
             "headers": [{"key": "h", "value": "v"}, {"key": "b", "value_base64": "/w=="}],
-            "value_base64": "AP8="});
+            "value_base64": "AP8="}))
+        .unwrap();
         assert_eq!(
             line(2, &r),
             "[2:5] 1970-01-01T00:00:00.000Z key=k headers={h=v,b=base64:/w==} base64:AP8="
         );
-        let bare = json!({"offset": 0, "timestamp": 0, "key": null, "headers": [], "value": "x"});
+        let bare: RecordOut = serde_json::from_value(
+            json!({"offset": 0, "timestamp": 0, "key": null, "headers": [], "value": "x"}),
+        )
+        .unwrap();
         assert_eq!(line(0, &bare), "[0:0] 1970-01-01T00:00:00.000Z key=null x");
     }
 }
