@@ -3,14 +3,15 @@
 //! Like herald-sql (`docs/adr/0009-sql-backend-abstraction.md`), the logic is generic
 //! over the database and the statements are written once, in `impl_ops!`, which
 //! instantiates them for each database's concrete connection type. The schema is the
-//! same text on both (SQLite reads `BIGINT` as `INTEGER`); only the migration lock
-//! differs.
+//! same text on both (SQLite reads `BIGINT` as `INTEGER`) and herald-sql's migration
+//! runner applies it, as it does herald-sql's own tables.
 // why: the sealed-trait pattern. `Ops` and the row types are `pub` so that `SagaBackend`
 // (public) may name them, in a module users cannot reach.
 #![allow(unreachable_pub)]
 
 use std::future::Future;
 
+use herald_sql::migrate::{Migration, Schema};
 use sqlx::{Postgres, Sqlite};
 
 /// A database sagas run on: [`sqlx::Sqlite`] or [`sqlx::Postgres`]. Sealed.
@@ -19,15 +20,17 @@ pub trait SagaBackend: herald_sql::Backend + Ops {}
 impl SagaBackend for Sqlite {}
 impl SagaBackend for Postgres {}
 
-/// One schema migration.
-pub struct Migration {
-    pub version: i64,
-    pub description: &'static str,
-    pub statements: &'static [&'static str],
-}
+/// herald-saga's tables, applied by herald-sql's migration runner. Same text on both
+/// databases.
+pub(crate) const SCHEMA: Schema = Schema {
+    component: "herald-saga",
+    version_table: "herald_saga_migrations",
+    sqlite: MIGRATIONS,
+    postgres: MIGRATIONS,
+};
 
-/// The schema, oldest first. Same text on both databases.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+/// The schema, oldest first.
+const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "saga instances, history and sent commands",
     statements: &[
@@ -86,12 +89,6 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE INDEX herald_saga_commands_saga ON herald_saga_commands (saga_type, saga_id)",
     ],
 }];
-
-const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS herald_saga_migrations (
-    version BIGINT PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at BIGINT NOT NULL
-)";
 
 /// A saga instance row.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,26 +242,6 @@ const INSTANCE_COLUMNS: &str = "saga_type, saga_id, status, step, step_name, att
 
 /// The statements, written once and instantiated per database.
 pub trait Ops: herald_sql::Backend {
-    /// Serialises migrations across processes (PostgreSQL: an advisory transaction lock
-    /// per schema; SQLite: the write lock the transaction already holds).
-    fn lock_saga_migrations(
-        conn: &mut Self::Connection,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    fn saga_ddl(
-        conn: &mut Self::Connection,
-        sql: &str,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    fn applied_saga_migrations(
-        conn: &mut Self::Connection,
-    ) -> impl Future<Output = Result<Vec<i64>, sqlx::Error>> + Send;
-    fn record_saga_migration(
-        conn: &mut Self::Connection,
-        version: i64,
-        description: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    /// Inserts a new instance; `false` if one with its type and id exists (nothing
-    /// written, and the transaction stays usable).
     fn insert_instance(
         conn: &mut Self::Connection,
         row: &InstanceRow,
@@ -347,33 +324,6 @@ where
 
 macro_rules! ops_body {
     ($db:ty) => {
-        async fn saga_ddl(conn: &mut Self::Connection, sql: &str) -> Result<(), sqlx::Error> {
-            sqlx::query(sql).persistent(false).execute(conn).await.map(drop)
-        }
-
-        async fn applied_saga_migrations(conn: &mut Self::Connection) -> Result<Vec<i64>, sqlx::Error> {
-            sqlx::query_scalar("SELECT version FROM herald_saga_migrations ORDER BY version")
-                .fetch_all(conn)
-                .await
-        }
-
-        async fn record_saga_migration(
-            conn: &mut Self::Connection,
-            version: i64,
-            description: &str,
-            now: i64,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query(
-                "INSERT INTO herald_saga_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(version)
-            .bind(description)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map(drop)
-        }
-
         async fn insert_instance(conn: &mut Self::Connection, r: &InstanceRow) -> Result<bool, sqlx::Error> {
             let done = sqlx::query(
                 "INSERT INTO herald_saga_instances (saga_type, saga_id, status, step, step_name, attempt, command_id, deadline, data, correlation_id, traceparent, error, version, history_len, step_started_at, created_at, updated_at)
@@ -611,66 +561,15 @@ macro_rules! ops_body {
     };
 }
 impl Ops for Sqlite {
-    async fn lock_saga_migrations(_: &mut Self::Connection) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
     ops_body!(Sqlite);
 }
 
 impl Ops for Postgres {
-    async fn lock_saga_migrations(conn: &mut Self::Connection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext('herald-saga migrate ' || current_schema()))",
-        )
-        .execute(conn)
-        .await
-        .map(drop)
-    }
     ops_body!(Postgres);
 }
 
-/// Brings herald-saga's schema in `pool`'s database up to date (in one transaction,
-/// under a lock, so services starting together apply each migration once).
+/// Brings herald-saga's schema in `db`'s database up to date (herald-sql's runner: one
+/// transaction, under a lock, so services starting together apply each migration once).
 pub(crate) async fn migrate<DB: SagaBackend>(db: &herald_sql::HeraldDb<DB>) -> crate::Result<()> {
-    use crate::error::SagaError;
-    let fail =
-        |what: &str| SagaError::db(DB::BACKEND, format!("migrating the saga schema: {what}"));
-    let mut tx = db.begin().await?;
-    DB::lock_saga_migrations(&mut tx)
-        .await
-        .map_err(fail("lock"))?;
-    DB::saga_ddl(&mut tx, CREATE_MIGRATIONS)
-        .await
-        .map_err(fail("herald_saga_migrations"))?;
-    let applied = DB::applied_saga_migrations(&mut tx)
-        .await
-        .map_err(fail("reading applied versions"))?;
-    let supported = MIGRATIONS.last().map_or(0, |m| m.version);
-    if let Some(&found) = applied.last()
-        && found > supported
-    {
-        return Err(SagaError::SchemaTooNew { found, supported });
-    }
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        for statement in m.statements {
-            DB::saga_ddl(&mut tx, statement)
-                .await
-                .map_err(fail(&format!("version {} ({})", m.version, m.description)))?;
-        }
-        DB::record_saga_migration(
-            &mut tx,
-            m.version,
-            m.description,
-            crate::clock::millis(std::time::SystemTime::now()),
-        )
-        .await
-        .map_err(fail("recording a version"))?;
-        tracing::info!(
-            backend = DB::BACKEND,
-            version = m.version,
-            "applied herald-saga migration"
-        );
-    }
-    tx.commit().await.map_err(fail("commit"))?;
-    Ok(())
+    Ok(db.migrate(&SCHEMA).await?)
 }

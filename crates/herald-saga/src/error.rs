@@ -75,16 +75,6 @@ pub enum SagaError {
         /// The saga id.
         saga_id: String,
     },
-    /// The database holds a herald-saga schema written by a newer version.
-    #[error(
-        "the database's herald-saga schema is at version {found}; this build knows up to {supported}: upgrade herald-saga"
-    )]
-    SchemaTooNew {
-        /// Version found in `herald_saga_migrations`.
-        found: i64,
-        /// Latest version this build applies.
-        supported: i64,
-    },
     /// A database opened to read sagas from ([`SagaStore::open_existing`],
     /// [`SagaStore::connect_existing`]) is missing or has no herald-saga tables.
     ///

@@ -16,7 +16,11 @@ use std::{future::Future, time::Duration};
 
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 
-use crate::{store::ExpectedVersion, wake::Waker};
+use crate::{
+    migrate::{Migration, Schema},
+    store::ExpectedVersion,
+    wake::Waker,
+};
 
 mod coordination;
 
@@ -28,13 +32,6 @@ pub trait Backend: Ops + coordination::Coordination {}
 
 impl Backend for Sqlite {}
 impl Backend for Postgres {}
-
-/// One schema migration: a version, what it does, and its statements.
-pub struct Migration {
-    pub version: i64,
-    pub description: &'static str,
-    pub statements: &'static [&'static str],
-}
 
 /// A row to insert into `herald_events`.
 pub struct NewRow {
@@ -67,8 +64,8 @@ pub struct Row {
 pub trait Dialect: sqlx::Database {
     /// `sqlite` or `postgres`, for errors and metrics.
     const BACKEND: &'static str;
-    /// The schema, oldest first.
-    const MIGRATIONS: &'static [Migration];
+    /// A component's migrations for this database, oldest first.
+    fn migrations(schema: &Schema) -> &'static [Migration];
     /// `SELECT position FROM herald_checkpoints WHERE name = $1`, locking the row where
     /// the database has row locks.
     const LOCK_CHECKPOINT: &'static str;
@@ -79,10 +76,12 @@ pub trait Dialect: sqlx::Database {
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
-    /// Serialises migrations of one schema across processes (PostgreSQL: an advisory
-    /// transaction lock; SQLite: the write lock `begin_write` already holds).
+    /// Serialises migrations of one component's schema across processes (PostgreSQL: an
+    /// advisory transaction lock on `"<component> migrate <schema>"`; SQLite: the write
+    /// lock `begin_write` already holds).
     fn lock_migrations(
         conn: &mut Self::Connection,
+        component: &str,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// What wakes a relay or projection when events are appended: on PostgreSQL a
@@ -95,14 +94,17 @@ pub trait Dialect: sqlx::Database {
 
 impl Dialect for Sqlite {
     const BACKEND: &'static str = "sqlite";
-    const MIGRATIONS: &'static [Migration] = crate::migrate::SQLITE;
     const LOCK_CHECKPOINT: &'static str = "SELECT position FROM herald_checkpoints WHERE name = $1";
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    async fn lock_migrations(_: &mut Self::Connection) -> Result<(), sqlx::Error> {
+    fn migrations(schema: &Schema) -> &'static [Migration] {
+        schema.sqlite
+    }
+
+    async fn lock_migrations(_: &mut Self::Connection, _: &str) -> Result<(), sqlx::Error> {
         Ok(())
     }
 
@@ -113,7 +115,6 @@ impl Dialect for Sqlite {
 
 impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
-    const MIGRATIONS: &'static [Migration] = crate::migrate::POSTGRES;
     const LOCK_CHECKPOINT: &'static str =
         "SELECT position FROM herald_checkpoints WHERE name = $1 FOR UPDATE";
 
@@ -121,13 +122,19 @@ impl Dialect for Postgres {
         pool.begin().await
     }
 
-    async fn lock_migrations(conn: &mut Self::Connection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext('herald-sql migrate ' || current_schema()))",
-        )
-        .execute(conn)
-        .await
-        .map(drop)
+    fn migrations(schema: &Schema) -> &'static [Migration] {
+        schema.postgres
+    }
+
+    async fn lock_migrations(
+        conn: &mut Self::Connection,
+        component: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || ' migrate ' || current_schema()))")
+            .bind(component)
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     async fn waker(pool: &Pool<Self>, poll: Duration) -> Result<Waker, sqlx::Error> {
@@ -147,9 +154,11 @@ pub trait Ops: Dialect {
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     fn applied_migrations(
         conn: &mut Self::Connection,
+        table: &str,
     ) -> impl Future<Output = Result<Vec<i64>, sqlx::Error>> + Send;
     fn record_migration(
         conn: &mut Self::Connection,
+        table: &str,
         version: i64,
         description: &str,
         now: i64,
@@ -249,14 +258,16 @@ macro_rules! impl_ops {
                 sqlx::query(sql).persistent(false).execute(conn).await.map(drop)
             }
 
-            async fn applied_migrations(conn: &mut Self::Connection) -> Result<Vec<i64>, sqlx::Error> {
-                sqlx::query_scalar("SELECT version FROM herald_schema_migrations ORDER BY version")
+            async fn applied_migrations(conn: &mut Self::Connection, table: &str) -> Result<Vec<i64>, sqlx::Error> {
+                sqlx::query_scalar(&format!("SELECT version FROM {table} ORDER BY version"))
+                    .persistent(false)
                     .fetch_all(conn)
                     .await
             }
 
-            async fn record_migration(conn: &mut Self::Connection, version: i64, description: &str, now: i64) -> Result<(), sqlx::Error> {
-                sqlx::query("INSERT INTO herald_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
+            async fn record_migration(conn: &mut Self::Connection, table: &str, version: i64, description: &str, now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query(&format!("INSERT INTO {table} (version, description, applied_at) VALUES ($1, $2, $3)"))
+                    .persistent(false)
                     .bind(version)
                     .bind(description)
                     .bind(now)

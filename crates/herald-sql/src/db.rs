@@ -12,7 +12,7 @@ use sqlx::{
 use crate::{
     backend::Backend,
     error::{Error, Result},
-    migrate::migrate,
+    migrate::{self, Schema},
     relay::Relay,
     store::EventStore,
 };
@@ -73,8 +73,15 @@ impl<DB: Backend> HeraldDb<DB> {
     /// Uses `pool` (the service's own, so its transactions can enqueue and append) and
     /// migrates its database.
     pub async fn new(pool: Pool<DB>) -> Result<Self> {
-        migrate(&pool).await?;
+        migrate::apply(&pool, &migrate::HERALD_SQL).await?;
         Ok(Self { pool })
+    }
+
+    /// Brings another component's `schema` (the inbox's, herald-saga's, or a service's
+    /// own tables) up to date in this database, with the same runner and lock as
+    /// herald-sql's own tables.
+    pub async fn migrate(&self, schema: &Schema) -> Result<()> {
+        migrate::apply(&self.pool, schema).await
     }
 
     /// The pool.

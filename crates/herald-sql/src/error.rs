@@ -56,12 +56,14 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// The database holds a schema written by a newer herald-sql.
+    /// The database holds a component's schema written by a newer build.
     #[error(
-        "the database's herald-sql schema is at version {found}; this build knows up to {supported}: upgrade herald-sql"
+        "the database's {component} schema is at version {found}; this build knows up to {supported}: upgrade {component}"
     )]
     SchemaTooNew {
-        /// Version found in `herald_schema_migrations`.
+        /// The component (`herald-sql`, `herald-saga`, ...).
+        component: &'static str,
+        /// Version found in the component's version table.
         found: i64,
         /// Latest version this build applies.
         supported: i64,

@@ -64,7 +64,7 @@ mod backend;
 mod codec;
 mod db;
 mod error;
-mod migrate;
+pub mod migrate;
 pub mod outbox;
 pub mod projection;
 pub mod relay;

@@ -1,28 +1,59 @@
-//! Versioned schema migrations, applied on connect.
+//! Versioned schema migrations: the one runner every Herald component on SQL uses
+//! (herald-sql's own tables, the inbox, herald-saga), and that a service may use for
+//! its own tables.
 //!
-//! `herald_schema_migrations` records each applied version. [`migrate`] runs in one
+//! A component's [`Schema`] names its version table and lists its [`Migration`]s per
+//! database. [`apply`] (or [`HeraldDb::migrate`](crate::HeraldDb::migrate)) runs in one
 //! writing transaction under a lock (PostgreSQL: an advisory lock named after the
-//! schema; SQLite: the write lock), so services starting together apply each migration
-//! once; PostgreSQL and SQLite DDL is transactional, so a failed migration leaves
-//! nothing half-applied. A database migrated by a newer herald-sql is refused with
-//! [`Error::SchemaTooNew`].
+//! component and the schema; SQLite: the write lock), so services starting together
+//! apply each migration once; PostgreSQL and SQLite DDL is transactional, so a failed
+//! migration leaves nothing half-applied. A database migrated by a newer build is
+//! refused with [`Error::SchemaTooNew`].
 
 use sqlx::Pool;
 
 use crate::{
-    backend::{Backend, Migration},
+    backend::Backend,
     codec::now_ms,
     error::{Error, Result},
 };
 
-const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS herald_schema_migrations (
-    version BIGINT PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at BIGINT NOT NULL
-)";
+/// One schema migration: a version, what it does, and its statements.
+#[derive(Debug)]
+pub struct Migration {
+    /// Versions start at 1 and only grow; an applied version is never edited.
+    pub version: i64,
+    /// What the migration does, recorded beside its version.
+    pub description: &'static str,
+    /// The statements, run in order in the migration's transaction.
+    pub statements: &'static [&'static str],
+}
+
+/// One component's schema: its name (for the lock, logs and errors), the table that
+/// records its applied versions, and its migrations on each database, oldest first.
+#[derive(Debug)]
+pub struct Schema {
+    /// The component, e.g. `herald-sql` or `herald-saga`.
+    pub component: &'static str,
+    /// The table of applied versions, e.g. `herald_schema_migrations`. A fixed name of
+    /// the component's, never user input: it is part of the SQL text.
+    pub version_table: &'static str,
+    /// The migrations on SQLite.
+    pub sqlite: &'static [Migration],
+    /// The migrations on PostgreSQL (often the same list as `sqlite`).
+    pub postgres: &'static [Migration],
+}
+
+/// herald-sql's own tables: the event log, streams, snapshots, checkpoints, relay slots.
+pub const HERALD_SQL: Schema = Schema {
+    component: "herald-sql",
+    version_table: "herald_schema_migrations",
+    sqlite: SQLITE,
+    postgres: POSTGRES,
+};
 
 /// The SQLite schema.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
+const SQLITE: &[Migration] = &[Migration {
     version: 1,
     description: "event log, streams, snapshots, checkpoints, relay slots",
     statements: &[
@@ -77,7 +108,7 @@ pub(crate) const SQLITE: &[Migration] = &[Migration {
 }];
 
 /// The PostgreSQL schema.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
+const POSTGRES: &[Migration] = &[Migration {
     version: 1,
     description: "event log, streams, snapshots, checkpoints, relay slots, notify trigger",
     statements: &[
@@ -141,39 +172,56 @@ pub(crate) const POSTGRES: &[Migration] = &[Migration {
     ],
 }];
 
-/// Brings the schema of `pool`'s database up to date.
-pub(crate) async fn migrate<DB: Backend>(pool: &Pool<DB>) -> Result<()> {
-    let fail = |what: &str| Error::db(DB::BACKEND, format!("migrating the schema: {what}"));
+/// Brings `schema` in `pool`'s database up to date.
+pub async fn apply<DB: Backend>(pool: &Pool<DB>, schema: &Schema) -> Result<()> {
+    let component = schema.component;
+    let fail = |what: &str| {
+        Error::db(
+            DB::BACKEND,
+            format!("migrating the {component} schema: {what}"),
+        )
+    };
+    let table = schema.version_table;
+    let migrations = DB::migrations(schema);
     let mut tx = DB::begin_write(pool).await.map_err(fail("begin"))?;
-    DB::lock_migrations(&mut tx).await.map_err(fail("lock"))?;
-    DB::run_ddl(&mut tx, CREATE_MIGRATIONS)
+    DB::lock_migrations(&mut tx, component)
         .await
-        .map_err(fail("herald_schema_migrations"))?;
-    let applied = DB::applied_migrations(&mut tx)
+        .map_err(fail("lock"))?;
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )"
+    );
+    DB::run_ddl(&mut tx, &create).await.map_err(fail(table))?;
+    let applied = DB::applied_migrations(&mut tx, table)
         .await
         .map_err(fail("reading applied versions"))?;
-    let supported = DB::MIGRATIONS.last().map_or(0, |m| m.version);
+    let supported = migrations.last().map_or(0, |m| m.version);
     if let Some(&found) = applied.last()
         && found > supported
     {
-        return Err(Error::SchemaTooNew { found, supported });
+        return Err(Error::SchemaTooNew {
+            component,
+            found,
+            supported,
+        });
     }
-    for m in DB::MIGRATIONS
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-    {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         for statement in m.statements {
             DB::run_ddl(&mut tx, statement)
                 .await
                 .map_err(fail(&format!("version {} ({})", m.version, m.description)))?;
         }
-        DB::record_migration(&mut tx, m.version, m.description, now_ms())
+        DB::record_migration(&mut tx, table, m.version, m.description, now_ms())
             .await
             .map_err(fail("recording a version"))?;
         tracing::info!(
             backend = DB::BACKEND,
+            component,
             version = m.version,
-            "applied herald-sql migration"
+            "applied migration"
         );
     }
     tx.commit().await.map_err(fail("commit"))?;
