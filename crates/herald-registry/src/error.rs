@@ -169,6 +169,17 @@ pub enum RegistryError {
     Store(String),
 }
 
+impl From<herald_schema::types::TypeError> for RegistryError {
+    fn from(e: herald_schema::types::TypeError) -> Self {
+        use herald_schema::types::TypeError;
+        match e {
+            TypeError::CompatibilityLevel(s) => RegistryError::InvalidCompatibilityLevel(s),
+            TypeError::Mode(s) => RegistryError::InvalidMode(s),
+            other => RegistryError::InvalidSchema(other.to_string()),
+        }
+    }
+}
+
 impl RegistryError {
     /// The HTTP status of this error.
     pub fn status(&self) -> u16 {

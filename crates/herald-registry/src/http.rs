@@ -60,6 +60,12 @@ impl From<RegistryError> for HttpError {
     }
 }
 
+impl From<herald_schema::types::TypeError> for HttpError {
+    fn from(e: herald_schema::types::TypeError) -> Self {
+        HttpError(e.into())
+    }
+}
+
 fn error_reply(status: u16, code: u32, message: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
@@ -177,15 +183,13 @@ fn shown_text(
         return Ok(s.schema.clone());
     }
     let parsed = registry.parsed(s.id)?;
-    let proto = parsed.as_protobuf().ok_or_else(|| {
+    if format != Some("serialized") {
+        return Ok(parsed.canonical().to_string());
+    }
+    parsed.protobuf_serialized().ok_or_else(|| {
         HttpError(RegistryError::Store(
             "protobuf schema without descriptor".into(),
         ))
-    })?;
-    Ok(if format == Some("serialized") {
-        proto.serialized()
-    } else {
-        proto.canonical.clone()
     })
 }
 

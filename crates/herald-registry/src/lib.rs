@@ -13,9 +13,10 @@
 //!   `herald serve` adapts it to the broker's schema-id check, so topics with
 //!   `confluent.value.schema.validation=true` refuse records whose schema id is not
 //!   registered under `<topic>-value`. The registry does not depend on the broker.
-//! - [`serde`]: serializers and deserializers in Confluent's wire format (magic byte 0,
-//!   4-byte id, Protobuf message indexes) for Avro, JSON Schema and Protobuf, over a
-//!   caching [`serde::SchemaRegistryClient`], with optional auto-registration.
+//!
+//! The formats and the vocabulary are herald-schema's ([`format`] and [`types`] are
+//! re-exported from it), as are the wire-format serializers a service uses: a client
+//! needs herald-schema only, never this server crate.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,12 +42,11 @@
 #![deny(missing_docs)]
 
 pub mod error;
-pub mod format;
 pub mod http;
 pub mod registry;
-pub mod serde;
 mod store;
-pub mod types;
+
+pub use herald_schema::{format, types};
 
 pub use error::RegistryError;
 pub use registry::{IdStatus, Registry, RegistryConfig};

@@ -28,10 +28,10 @@ use herald_log::{
 use herald_registry::{
     Registry, RegistryConfig,
     http::{RegistryHttpConfig, RegistryServer},
-    serde::{
-        AvroDeserializer, AvroSerializer, JsonSchemaDeserializer, JsonSchemaSerializer,
-        ProtobufDeserializer, ProtobufSerializer, SchemaRegistryClient, topic_subject,
-    },
+};
+use herald_schema::serde::{
+    AvroDeserializer, AvroSerializer, JsonSchemaDeserializer, JsonSchemaSerializer,
+    ProtobufDeserializer, ProtobufSerializer, SchemaRegistryClient, topic_subject,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use herald_registry::serde::{
+use herald_schema::serde::{
     AvroDeserializer, AvroSerializer, JsonSchemaDeserializer, JsonSchemaSerializer,
     ProtobufDeserializer, ProtobufSerializer, SchemaRegistryClient, SerdeError, topic_subject,
     unframe,

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Subcommand};
-use herald_registry::serde::{SchemaRegistryClient, SerdeError};
+use herald_schema::serde::{SchemaRegistryClient, SerdeError};
 use reqwest::Method;
 use serde_json::{Value, json};
 

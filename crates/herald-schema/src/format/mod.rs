@@ -116,7 +116,13 @@ impl ParsedSchema {
         }
     }
 
-    /// The Protobuf view, for the serdes and `?format=serialized`.
+    /// A Protobuf schema as a serialized `FileDescriptorProto` in base64 (the registry's
+    /// `?format=serialized`); `None` for Avro and JSON Schema.
+    pub fn protobuf_serialized(&self) -> Option<String> {
+        self.as_protobuf().map(protobuf::ProtoSchema::serialized)
+    }
+
+    /// The Protobuf view, for the serdes.
     pub(crate) fn as_protobuf(&self) -> Option<&protobuf::ProtoSchema> {
         match &self.0 {
             Inner::Protobuf(p) => Some(p),

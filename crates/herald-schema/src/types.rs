@@ -1,11 +1,28 @@
-//! The registry's vocabulary: schema types, compatibility levels, modes, references, and
+//! The schema registry's vocabulary: schema types, compatibility levels, modes, references, and
 //! the JSON shapes of the Confluent REST API.
 
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::error::RegistryError;
+/// A name that is no schema type, compatibility level or mode. The registry answers it
+/// with Confluent's error codes (42201, 42203, 42204).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TypeError {
+    /// Not AVRO, JSON or PROTOBUF.
+    #[error("unknown schema type {0:?}: use AVRO, JSON or PROTOBUF")]
+    SchemaType(String),
+    /// Unknown compatibility level.
+    #[error(
+        "Invalid compatibility level {0:?}: use one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE"
+    )]
+    CompatibilityLevel(String),
+    /// Unknown mode.
+    #[error("Invalid mode {0:?}: use one of READWRITE, READONLY, READONLY_OVERRIDE, IMPORT")]
+    Mode(String),
+}
 
 /// A schema format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,15 +57,13 @@ impl fmt::Display for SchemaType {
 }
 
 impl FromStr for SchemaType {
-    type Err = RegistryError;
+    type Err = TypeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_uppercase().as_str() {
             "AVRO" => Ok(SchemaType::Avro),
             "JSON" => Ok(SchemaType::Json),
             "PROTOBUF" => Ok(SchemaType::Protobuf),
-            _ => Err(RegistryError::InvalidSchema(format!(
-                "unknown schema type {s:?}: use AVRO, JSON or PROTOBUF"
-            ))),
+            _ => Err(TypeError::SchemaType(s.to_string())),
         }
     }
 }
@@ -138,12 +153,12 @@ impl fmt::Display for CompatibilityLevel {
 }
 
 impl FromStr for CompatibilityLevel {
-    type Err = RegistryError;
+    type Err = TypeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         CompatibilityLevel::ALL
             .into_iter()
             .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| RegistryError::InvalidCompatibilityLevel(s.to_string()))
+            .ok_or_else(|| TypeError::CompatibilityLevel(s.to_string()))
     }
 }
 
@@ -181,7 +196,7 @@ impl fmt::Display for Mode {
 }
 
 impl FromStr for Mode {
-    type Err = RegistryError;
+    type Err = TypeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [
             Mode::Readwrite,
@@ -191,7 +206,7 @@ impl FromStr for Mode {
         ]
         .into_iter()
         .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
-        .ok_or_else(|| RegistryError::InvalidMode(s.to_string()))
+        .ok_or_else(|| TypeError::Mode(s.to_string()))
     }
 }
 
@@ -256,7 +271,7 @@ impl SchemaRequest {
     }
 
     /// The declared type (AVRO when absent).
-    pub fn parsed_type(&self) -> Result<SchemaType, RegistryError> {
+    pub fn parsed_type(&self) -> Result<SchemaType, TypeError> {
         match &self.schema_type {
             None => Ok(SchemaType::Avro),
             Some(t) => t.parse(),

@@ -14,9 +14,9 @@
 //! and fails if it is not registered. Ids are cached per subject, schemas per id.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), herald_registry::serde::SerdeError> {
+//! # async fn run() -> Result<(), herald_schema::serde::SerdeError> {
 //! use std::sync::Arc;
-//! use herald_registry::serde::{JsonSchemaDeserializer, JsonSchemaSerializer, SchemaRegistryClient, topic_subject};
+//! use herald_schema::serde::{JsonSchemaDeserializer, JsonSchemaSerializer, SchemaRegistryClient, topic_subject};
 //!
 //! #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 //! struct OrderPlaced { order_id: String, cents: i64 }
@@ -352,7 +352,7 @@ impl SchemaRegistryClient {
         let schema_type = match v["schemaType"].as_str() {
             Some(t) => t
                 .parse()
-                .map_err(|e: crate::RegistryError| SerdeError::Schema(e.to_string()))?,
+                .map_err(|e: crate::types::TypeError| SerdeError::Schema(e.to_string()))?,
             None => SchemaType::Avro,
         };
         let text = v["schema"]
