@@ -7,7 +7,8 @@
 # .ci/run sources this same file, so a developer's shell and CI never drift.
 # Every URL can be overridden by exporting it before sourcing this file.
 # Tests that need a service skip (with a printed reason) when its HERALD_TEST_*
-# variable is unset; with HERALD_REQUIRE_SERVICES=1 they fail instead.
+# variable is unset; with HERALD_REQUIRE_SERVICES=1 they fail instead (the rule is
+# crates/herald-test-support's, shared by every test).
 #
 # This file is sourced: it must never `exit`, `set -e` or leave helpers behind.
 

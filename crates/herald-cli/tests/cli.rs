@@ -3,59 +3,34 @@
 //! configuration sources, and the exit codes of mistakes.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
+    ops::{Deref, DerefMut},
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-mod support;
+use herald_test_support::{HeraldServe, PORT_0, herald_command, output_within};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
-/// Environment variables of the binary that a developer's shell might set; every test
-/// starts without them.
-const CLEARED: &[&str] = &[
-    "HERALD_CONFIG",
-    "HERALD_DATA_DIR",
-    "HERALD_KAFKA_LISTEN",
-    "HERALD_HTTP_LISTEN",
-    "HERALD_REGISTRY_LISTEN",
-    "HERALD_ADVERTISED_HOST",
-    "HERALD_ADVERTISED_PORT",
-    "HERALD_LOG_LEVEL",
-    "HERALD_SERVER",
-    "HERALD_DEFAULT_PARTITIONS",
-    "HERALD_DEFAULT_TOPIC_CONFIG_RETENTION_MS",
-];
-
+/// The binary with none of the test's `HERALD_*` variables: every test starts without
+/// a developer's configuration.
 fn herald() -> Command {
-    let mut cmd = Command::new(HERALD);
-    for var in CLEARED {
-        cmd.env_remove(var);
-    }
-    cmd
+    herald_command(HERALD)
 }
 
-/// A running `herald serve`, killed if the test ends without stopping it.
-struct Serve {
-    child: Child,
-    http: String,
-    kafka: String,
-}
+/// A running `herald serve` and the client commands run against it; killed if the test
+/// ends without stopping it.
+struct Serve(HeraldServe);
 
 impl Serve {
     /// Starts `herald serve ARGS` and waits for its ready line.
     fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> Serve {
         let mut cmd = herald();
         cmd.arg("serve").args(args).envs(env.iter().copied());
-        let ready = support::spawn_serve(cmd, log);
-        Serve {
-            http: format!("http://{}", ready.field("http")),
-            kafka: ready.field("kafka"),
-            child: ready.child,
-        }
+        Serve(HeraldServe::spawn(cmd, log))
     }
 
     /// Runs a client command against this broker.
@@ -73,72 +48,31 @@ impl Serve {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
 
-    /// Sends SIGTERM and returns the exit code.
-    fn terminate(self) -> Option<i32> {
-        self.signal("-TERM")
-    }
-
-    /// Sends a signal (`-TERM`, `-INT`) and returns the exit code.
-    fn signal(mut self, signal: &str) -> Option<i32> {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "herald did not stop within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+impl Deref for Serve {
+    type Target = HeraldServe;
+    fn deref(&self) -> &HeraldServe {
+        &self.0
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut HeraldServe {
+        &mut self.0
     }
 }
 
 /// Runs a command with optional stdin, bounded in time.
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    output_within(cmd, stdin.map(str::as_bytes), Duration::from_secs(60))
 }
 
 fn port0(dir: &Path) -> Vec<String> {
-    vec![
-        "--data-dir".into(),
-        dir.join("data").display().to_string(),
-        "--kafka-listen".into(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "127.0.0.1:0".into(),
-        "--registry-listen".into(),
-        "127.0.0.1:0".into(),
-    ]
+    let mut args = vec!["--data-dir".into(), dir.join("data").display().to_string()];
+    args.extend(PORT_0.map(String::from));
+    args
 }
-
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -204,7 +138,7 @@ fn serve_topics_produce_tail_stop_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let args = port0(dir.path());
     let log = dir.path().join("serve.log");
-    let s = Serve::start(&strs(&args), &[], &log);
+    let mut s = Serve::start(&strs(&args), &[], &log);
 
     assert!(
         s.ok(&["topics", "create", "demo", "--partitions", "2"], None)
@@ -298,7 +232,7 @@ fn serve_topics_produce_tail_stop_and_restart() {
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("herald stopped"), "{log_text}");
 
-    let s = Serve::start(&strs(&args), &[], &log);
+    let mut s = Serve::start(&strs(&args), &[], &log);
     let tail = s.ok(
         &["tail", "demo", "--from-beginning", "--output", "json"],
         None,
@@ -315,7 +249,7 @@ fn serve_topics_produce_tail_stop_and_restart() {
 fn a_second_herald_on_the_same_data_dir_or_port_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let args = port0(dir.path());
-    let s = Serve::start(&strs(&args), &[], &dir.path().join("first.log"));
+    let mut s = Serve::start(&strs(&args), &[], &dir.path().join("first.log"));
 
     let out = run(herald().arg("serve").args(&args), None);
     assert_eq!(out.status.code(), Some(1));
@@ -362,7 +296,7 @@ fn the_config_file_and_herald_env_are_honoured() {
         ),
     )
     .unwrap();
-    let s = Serve::start(
+    let mut s = Serve::start(
         &["--config", config.to_str().unwrap()],
         &[
             ("HERALD_DATA_DIR", env_dir.to_str().unwrap()),

@@ -18,10 +18,9 @@ use herald::{
     transport::{Admin, PublisherExt, kafka::KafkaConfig},
 };
 use herald_broker::{Broker, BrokerConfig};
+use herald_test_support::HeraldServe;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-
-mod support;
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
@@ -370,47 +369,6 @@ fn an_unknown_output_format_is_a_usage_error() {
     assert!(err.contains("json"), "the error lists the formats: {err}");
 }
 
-/// A running `herald serve` on port 0, killed when dropped.
-struct Serve {
-    child: std::process::Child,
-    http: String,
-    kafka: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(HERALD);
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args([
-                "--kafka-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--registry-listen",
-                "127.0.0.1:0",
-            ])
-            .env_remove("HERALD_CONFIG");
-        let ready = support::spawn_serve(cmd, &dir.path().join("serve.log"));
-        Serve {
-            http: format!("http://{}", ready.field("http")),
-            kafka: ready.field("kafka"),
-            child: ready.child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Lists through the HTTP API until `count` is `n`; returns the answer.
 async fn wait_for_http_letters(http: &reqwest::Client, url: &str, n: u64) -> serde_json::Value {
     for _ in 0..120 {
@@ -425,7 +383,12 @@ async fn wait_for_http_letters(http: &reqwest::Client, url: &str, n: u64) -> ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_lists_shows_replays_and_discards_dead_letters() {
-    let serve = Serve::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = HeraldServe::start(
+        HERALD,
+        &dir.path().join("data"),
+        &dir.path().join("serve.log"),
+    );
     let t = transport(&serve.kafka);
     t.create_topic("payments", 1).await.unwrap();
     let (router, fixed, mut handled) = ledger(&t).await;

@@ -4,38 +4,22 @@
 //! same data directory, and every acknowledged id must be read back.
 //!
 //! Needs `HERALD_TEST_PYTHON` (see crates/herald-broker/tests/clients.rs): unset, the test
-//! prints why and passes, unless `HERALD_REQUIRE_SERVICES=1`.
+//! prints why and passes, unless `HERALD_REQUIRE_SERVICES=1` (herald-test-support's rule).
 
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
+
+use herald_test_support::HeraldServe;
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 /// Acknowledged records before the kill.
 const ACKS_BEFORE_KILL: usize = 3000;
 const PARTITIONS: &str = "3";
 const TOPIC: &str = "crash";
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("HERALD_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!("HERALD_TEST_PYTHON is unset, and HERALD_REQUIRE_SERVICES=1 forbids skipping")
-        }
-        _ => {
-            eprintln!(
-                "skipping: HERALD_TEST_PYTHON is unset (`source scripts/test-env.sh` after \
-                 `bash .ci/run install`)"
-            );
-            None
-        }
-    }
-}
 
 /// A Python command for a script of herald-broker's tests/clients/.
 fn python_script(python: &Path, name: &str) -> Command {
@@ -55,63 +39,14 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A process that is killed (SIGKILL) when dropped, so a failing test leaves nothing.
+/// A client process that is killed (SIGKILL) when dropped, so a failing test leaves
+/// nothing.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// `herald serve` on port 0 with `data`; returns it and its Kafka address once it
-/// printed its ready line.
-fn serve(data: &Path, log: &Path) -> (Killed, String) {
-    let mut cmd = Command::new(HERALD);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("HERALD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "--kafka-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--registry-listen",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap());
-    let mut child = Killed(cmd.spawn().expect("herald starts"));
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            // "herald ready kafka=127.0.0.1:PORT http=127.0.0.1:PORT"
-            Ok(line) if line.starts_with("herald ready ") => {
-                let kafka = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("kafka="))
-                    .unwrap_or_else(|| panic!("no kafka= in {line:?}"))
-                    .to_string();
-                return (child, kafka);
-            }
-            Ok(_) => {}
-            Err(_) => panic!("herald serve printed no ready line in 30 s:\n{}", read(log)),
-        }
     }
 }
 
@@ -127,11 +62,14 @@ fn acked_ids(path: &Path) -> Vec<u64> {
 
 #[test]
 fn every_acknowledged_record_survives_kill_9_of_the_broker() {
-    let Some(python) = python() else { return };
+    let Some(python) = herald_test_support::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let acks = dir.path().join("acks");
-    let (mut broker, kafka) = serve(&data, &dir.path().join("serve-1.log"));
+    let mut broker = HeraldServe::start(HERALD, &data, &dir.path().join("serve-1.log"));
+    let kafka = broker.kafka.clone();
 
     let producer_log = dir.path().join("producer.log");
     let mut producer = python_script(&python, "acked_producer.py");
@@ -156,11 +94,8 @@ fn every_acknowledged_record_survives_kill_9_of_the_broker() {
     while acked_ids(&acks).len() < ACKS_BEFORE_KILL {
         if let Some(status) = producer.0.try_wait().unwrap() {
             if status.code() == Some(77) {
-                let why = read(&producer_log);
-                if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                    panic!("{why}");
-                }
-                eprintln!("skipping: {why}");
+                // A client library the script needs is not installed.
+                herald_test_support::skip(read(&producer_log));
                 return;
             }
             panic!("the producer exited ({status}):\n{}", read(&producer_log));
@@ -174,15 +109,15 @@ fn every_acknowledged_record_survives_kill_9_of_the_broker() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    broker.0.kill().unwrap(); // SIGKILL
-    broker.0.wait().unwrap();
+    broker.kill(); // SIGKILL
     let at_kill = acked_ids(&acks).len();
     // Acknowledgements already on their way when the broker died may still arrive.
     std::thread::sleep(Duration::from_millis(500));
     drop(producer);
     let acked: BTreeSet<u64> = acked_ids(&acks).into_iter().collect();
 
-    let (broker, kafka) = serve(&data, &dir.path().join("serve-2.log"));
+    let broker = HeraldServe::start(HERALD, &data, &dir.path().join("serve-2.log"));
+    let kafka = broker.kafka.clone();
     let out = dir.path().join("read");
     let read_all = python_script(&python, "read_all.py")
         .args([

@@ -2,22 +2,21 @@
 //! `HERALD_TEST_POSTGRES_URL` is set) and against a service's HTTP API on port 0: what
 //! a user sees, in tables and JSON, and the errors that say what to do next.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use herald::{Envelope, Event, correlation::caused_by};
 use herald_saga::{SagaBackend, SagaDefinition, SagaStore, Step};
+use herald_test_support::herald_command;
 use serde::{Deserialize, Serialize};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 fn herald<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    let mut cmd = Command::new(HERALD);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("HERALD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.arg("sagas").args(args).output().unwrap()
+    herald_command(HERALD)
+        .arg("sagas")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -190,16 +189,8 @@ async fn reads_a_service_http_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_a_postgres_schema() {
-    let url = match std::env::var("HERALD_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("HERALD_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "HERALD_TEST_POSTGRES_URL is not set (HERALD_REQUIRE_SERVICES=1)"
-            );
-            eprintln!("skipping: HERALD_TEST_POSTGRES_URL is not set");
-            return;
-        }
+    let Some(url) = herald_test_support::postgres_url() else {
+        return;
     };
     let schema = format!("hcli_sagas_{}", std::process::id());
     let admin = sqlx::PgPool::connect(&url).await.unwrap();

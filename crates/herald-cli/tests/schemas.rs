@@ -4,58 +4,32 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output},
+    time::Duration,
 };
 
-mod support;
+use herald_test_support::{HeraldServe, herald_command, output_within};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 fn herald() -> Command {
-    let mut cmd = Command::new(HERALD);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("HERALD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd
+    herald_command(HERALD)
 }
 
-struct Serve {
-    child: Child,
-    kafka: String,
-    http: String,
-    registry: String,
-}
+/// A running `herald serve` on port 0 and the client commands run against it; killed
+/// when dropped.
+struct Serve(HeraldServe);
 
 impl Serve {
     fn start(data: &Path, log: &Path) -> Serve {
-        let mut cmd = herald();
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--kafka-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--registry-listen", "127.0.0.1:0"]);
-        let ready = support::spawn_serve(cmd, log);
-        Serve {
-            kafka: ready.field("kafka"),
-            http: format!("http://{}", ready.field("http")),
-            registry: format!("http://{}", ready.field("registry")),
-            child: ready.child,
-        }
+        Serve(HeraldServe::start(HERALD, data, log))
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = herald();
         cmd.args(args)
-            .env("HERALD_REGISTRY", &self.registry)
-            .env("HERALD_SERVER", &self.http);
+            .env("HERALD_REGISTRY", &self.0.registry)
+            .env("HERALD_SERVER", &self.0.http);
         run(&mut cmd, stdin)
     }
 
@@ -69,51 +43,14 @@ impl Serve {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// SIGTERM, and waits until it exited.
     fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "herald did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.terminate();
     }
 }
 
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    run_for(cmd, stdin, Duration::from_secs(60))
-}
-
-fn run_for(cmd: &mut Command, stdin: Option<&str>, limit: Duration) -> Output {
-    use std::io::Write;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    output_within(cmd, stdin.map(str::as_bytes), Duration::from_secs(60))
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -284,17 +221,8 @@ fn a_validated_topic_refuses_records_without_a_registered_schema() {
 /// broker refuses unframed records on a validated topic.
 #[test]
 fn confluent_kafka_serializers_round_trip_through_herald_serve() {
-    let python = match std::env::var_os("HERALD_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!("HERALD_TEST_PYTHON is unset, and HERALD_REQUIRE_SERVICES=1 forbids skipping")
-        }
-        _ => {
-            eprintln!(
-                "skipping: HERALD_TEST_PYTHON is unset (`source scripts/test-env.sh` after `bash .ci/run install`)"
-            );
-            return;
-        }
+    let Some(python) = herald_test_support::python() else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let s = Serve::start(&dir.path().join("data"), &dir.path().join("serve.log"));
@@ -311,9 +239,9 @@ fn confluent_kafka_serializers_round_trip_through_herald_serve() {
         .join("../herald-registry/tests/clients/confluent_sr.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
-        .args([s.registry.as_str(), s.kafka.as_str(), "--no-rust"])
+        .args([s.0.registry.as_str(), s.0.kafka.as_str(), "--no-rust"])
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = run_for(&mut cmd, None, Duration::from_secs(120));
+    let out = output_within(&mut cmd, None, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

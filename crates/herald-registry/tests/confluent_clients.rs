@@ -8,17 +8,11 @@
 //!
 //! The Python comes from `HERALD_TEST_PYTHON` (`source scripts/test-env.sh` after
 //! `bash .ci/run install`); unset, the test prints why and passes, unless
-//! `HERALD_REQUIRE_SERVICES=1`.
+//! `HERALD_REQUIRE_SERVICES=1` (herald-test-support's rule).
 
 mod id_check;
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    process::{Command, Stdio},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, path::PathBuf, process::Command, sync::Arc, time::Duration};
 
 use herald_broker::{Acks, Broker, BrokerConfig, NewTopic};
 use herald_log::{
@@ -59,21 +53,6 @@ struct OrderPb {
     id: String,
     #[prost(int64, tag = "2")]
     cents: i64,
-}
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("HERALD_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!("HERALD_TEST_PYTHON is unset, and HERALD_REQUIRE_SERVICES=1 forbids skipping")
-        }
-        _ => {
-            eprintln!(
-                "skipping: HERALD_TEST_PYTHON is unset (`source scripts/test-env.sh` after `bash .ci/run install`)"
-            );
-            None
-        }
-    }
 }
 
 /// The orders the Python script writes (its `orders` list).
@@ -121,7 +100,9 @@ async fn values(broker: &Broker, topic: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_kafka_python_serializers_round_trip_through_herald() {
-    let Some(python) = python() else { return };
+    let Some(python) = herald_test_support::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::open(dir.path(), RegistryConfig::default()).unwrap();
     let server = RegistryServer::bind(
@@ -208,24 +189,11 @@ async fn confluent_kafka_python_serializers_round_trip_through_herald() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/confluent_sr.py");
     let bootstrap = handle.kafka_addr().to_string();
     let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python)
-            .arg(script)
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
             .args([&url, &bootstrap])
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        herald_test_support::output_within(&mut cmd, None, Duration::from_secs(120))
     })
     .await
     .unwrap();
@@ -233,8 +201,9 @@ async fn confluent_kafka_python_serializers_round_trip_through_herald() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     match output.status.code() {
         Some(0) => {}
-        Some(77) if std::env::var("HERALD_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-            eprintln!("skipping: {stderr}");
+        // A client library the script needs is not installed.
+        Some(77) => {
+            herald_test_support::skip(format!("confluent_sr.py: {stderr}"));
             return;
         }
         code => {

@@ -6,8 +6,7 @@
 //! order is refunded and released, and every process's database shows its part.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -18,31 +17,7 @@ use herald_shop::{
     order::{OrderLine, OrderView, PlaceOrder, Placed},
     settings::{DECLINED_CARD, GOOD_CARD, UNSERVED_COUNTRY},
 };
-
-/// Child processes, killed when the test ends however it ends.
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn postgres_url() -> Option<String> {
-    match std::env::var("HERALD_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("HERALD_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("HERALD_TEST_POSTGRES_URL is not set (HERALD_REQUIRE_SERVICES=1)")
-        }
-        Err(_) => {
-            eprintln!("skipping: HERALD_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
+use herald_test_support::{ReadyProcess, postgres_url};
 
 fn order(card: &str, country: &str) -> PlaceOrder {
     PlaceOrder {
@@ -75,27 +50,21 @@ async fn services_as_processes_on_kafka_and_postgres() {
     let broker = Broker::start(config).await.unwrap();
     let bootstrap = broker.kafka_addr().to_string();
 
-    let mut processes = Processes(Vec::new());
+    // Killed when the test ends however it ends.
+    let mut processes = Vec::new();
     let mut api = None;
     for service in SERVICES {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald-shop"))
-            .args([service, "--kafka", &bootstrap, "--database", &url])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald-shop"));
+        cmd.args([service, "--kafka", &bootstrap, "--database", &url])
             .args(["--schema-prefix", &prefix, "--listen", "127.0.0.1:0"])
             .args(["--email-latency-ms", "1"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env("RUST_LOG", "warn");
         // Each process says on its first line that it runs (the order service: where).
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        if let Some(addr) = first.trim().strip_prefix("order API on ") {
+        let process = ReadyProcess::start(cmd, None, |_| true);
+        if let Some(addr) = process.ready_line().trim().strip_prefix("order API on ") {
             api = Some(addr.to_owned());
         }
-        assert!(!first.is_empty(), "{service} exited before it ran");
-        processes.0.push(child);
+        processes.push(process);
     }
     let api = api.expect("the order service printed its address");
 

@@ -10,7 +10,8 @@
 //!
 //! PostgreSQL and Redis come from `HERALD_TEST_POSTGRES_URL` and `HERALD_TEST_REDIS_URL`
 //! (`source scripts/test-env.sh`). Unset, their tests print why and pass; with
-//! `HERALD_REQUIRE_SERVICES=1` a missing variable or an unreachable service fails them.
+//! `HERALD_REQUIRE_SERVICES=1` a missing variable or an unreachable service fails them
+//! (herald-test-support's rule).
 //! Each PostgreSQL test works in a schema of its own, dropped at the end; each Redis test
 //! uses a group id of its own.
 
@@ -43,6 +44,7 @@ use herald::{
     RetryPolicy, Router,
     transport::{Admin, PublisherExt, TopicPartition, TopicReader},
 };
+use herald_test_support::{skip_or_fail, unique_name};
 use tokio::sync::Barrier;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -80,39 +82,6 @@ impl Counter {
     }
 }
 
-/// A name no other test (in this or a parallel run) uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Skips (prints why, returns `None`) or, under `HERALD_REQUIRE_SERVICES=1`, fails.
-fn skip_or_fail<T>(why: &str) -> Option<T> {
-    if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-        panic!("{why}, and HERALD_REQUIRE_SERVICES=1 forbids skipping");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
-/// The URL in `var`, or a skip.
-fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => skip_or_fail(&format!(
-            "{var} is unset (`source scripts/test-env.sh` sets it)"
-        )),
-    }
-}
-
 /// Waits until `group` has committed every record of `topic`: all outcomes are final.
 async fn settle(t: &MemoryTransport, group: &str, topic: &str) {
     let partitions = t.partitions(topic).await.unwrap().unwrap();
@@ -141,7 +110,7 @@ fn key<'a>(group: &'a str, event_id: &'a str) -> InboxKey<'a> {
 async fn duplicates_have_one_effect<S: Store>(store: Arc<S>) {
     let t = MemoryTransport::new();
     t.create_topic("orders", 1).await.unwrap();
-    let group = unique("dedup");
+    let group = unique_name("dedup");
     let events = [step("a", 0), step("a", 1), step("b", 0), step("c", 0)];
     t.publish_envelopes("orders", &events).await.unwrap();
     let tp = TopicPartition::new("orders", 0);
@@ -191,7 +160,7 @@ async fn concurrent_copies_write_once<S: Store>(store: Arc<S>) {
     const COPIES: usize = 4;
     let t = MemoryTransport::new();
     t.create_topic("orders", 1).await.unwrap();
-    let group = unique("copies");
+    let group = unique_name("copies");
     let event = step("k0", 0);
     let copies: Vec<Envelope> = (0..COPIES)
         .map(|i| event.clone().with_key(format!("k{i}")))
@@ -230,7 +199,7 @@ async fn concurrent_copies_write_once<S: Store>(store: Arc<S>) {
 async fn a_failure_after_the_write_rolls_back_both<S: Store>(store: Arc<S>) {
     let t = MemoryTransport::new();
     t.create_topic("orders", 1).await.unwrap();
-    let group = unique("rollback");
+    let group = unique_name("rollback");
     let event = step("a", 0);
     t.publish_envelope("orders", &event).await.unwrap();
     let handler_store = store.clone();
@@ -274,7 +243,7 @@ async fn a_failure_after_the_write_rolls_back_both<S: Store>(store: Arc<S>) {
 
 /// Entries recorded before the cutoff go; later ones stay.
 async fn purge_forgets_entries_before_the_cutoff(inbox: Arc<dyn Inbox>) {
-    let group = unique("purge");
+    let group = unique_name("purge");
     assert!(inbox.mark_processed(key(&group, "old")).await.unwrap());
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = SystemTime::now();
@@ -291,7 +260,7 @@ async fn purge_forgets_entries_before_the_cutoff(inbox: Arc<dyn Inbox>) {
 
 /// Of many tasks marking one id at once, exactly one records it.
 async fn concurrent_marks_record_once(inbox: Arc<dyn Inbox>) {
-    let group = Arc::new(unique("race"));
+    let group = Arc::new(unique_name("race"));
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (inbox, group) = (inbox.clone(), group.clone());

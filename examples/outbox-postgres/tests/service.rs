@@ -27,11 +27,7 @@ async fn post(addr: std::net::SocketAddr, body: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_written_and_relayed_together() {
-    let Ok(url) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
-        if std::env::var("HERALD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("HERALD_TEST_POSTGRES_URL is not set (HERALD_REQUIRE_SERVICES=1)");
-        }
-        eprintln!("skipping: HERALD_TEST_POSTGRES_URL is not set");
+    let Some(url) = herald_test_support::postgres_url() else {
         return;
     };
     let schema = format!("outbox_example_{}", std::process::id());

@@ -16,6 +16,7 @@ use herald_log::{
     batch::BatchHeader,
     records::{DecodedRecord, decode_batch},
 };
+use herald_test_support::skip_or_fail;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -25,37 +26,8 @@ const SKIP_CODE: i32 = 77;
 /// Upper bound for one client run; the scripts give up after 30 s on their own.
 pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 
-fn required() -> bool {
-    std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-/// Skips (prints why and returns `None`) or, under `HERALD_REQUIRE_SERVICES=1`, fails.
-pub(crate) fn skip_or_fail<T>(why: &str) -> Option<T> {
-    if required() {
-        panic!("{why}, and HERALD_REQUIRE_SERVICES=1 forbids skipping");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
-fn tool(var: &str, what: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => skip_or_fail(&format!(
-            "{var} is unset ({what}; `source scripts/test-env.sh` after `bash .ci/run install`)"
-        )),
-    }
-}
-
-/// The Python with confluent-kafka, kafka-python and aiokafka (`HERALD_TEST_PYTHON`).
-pub(crate) fn python() -> Option<PathBuf> {
-    tool("HERALD_TEST_PYTHON", "a Python with the Kafka clients")
-}
-
-/// kcat (`HERALD_TEST_KCAT`).
-pub(crate) fn kcat() -> Option<PathBuf> {
-    tool("HERALD_TEST_KCAT", "kcat")
-}
+/// The clients: a Python with confluent-kafka, kafka-python and aiokafka, and kcat.
+pub(crate) use herald_test_support::{kcat, python};
 
 /// A script of tests/clients/.
 pub(crate) fn script(name: &str) -> PathBuf {
@@ -328,7 +300,7 @@ pub(crate) fn script_result(label: &str, done: Finished) -> Option<Value> {
     match done.code {
         Some(0) => {}
         Some(SKIP_CODE) => {
-            return skip_or_fail(&format!("{label}: {}", done.stderr.trim()));
+            return skip_or_fail(format!("{label}: {}", done.stderr.trim()));
         }
         code => panic!(
             "{label} failed (exit {code:?})\n--- stdout:\n{}--- stderr:\n{}",

@@ -1,6 +1,7 @@
 //! Keyed records produced over HTTP land in the partition a Java producer (murmur2,
 //! librdkafka's `murmur2_random`) picks for the same key: checked against kcat. Needs
-//! `HERALD_TEST_KCAT`; skips without it unless `HERALD_REQUIRE_SERVICES=1`.
+//! `HERALD_TEST_KCAT`; skips without it unless `HERALD_REQUIRE_SERVICES=1`
+//! (herald-test-support's rule).
 
 use std::{
     collections::BTreeMap,
@@ -17,19 +18,6 @@ use super::Server;
 const KEYS: [&str; 8] = [
     "alpha", "beta", "gamma", "delta", "order-17", "x", "", "ü-key",
 ];
-
-fn kcat() -> Option<String> {
-    match std::env::var("HERALD_TEST_KCAT") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ if std::env::var("HERALD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!("HERALD_TEST_KCAT is unset, and HERALD_REQUIRE_SERVICES=1 forbids skipping")
-        }
-        _ => {
-            eprintln!("skipping: HERALD_TEST_KCAT is unset");
-            None
-        }
-    }
-}
 
 /// Key to partition, from every record of the topic.
 async fn partitions_by_key(s: &Server, topic: &str, partitions: i32) -> BTreeMap<String, i64> {
@@ -52,7 +40,9 @@ async fn partitions_by_key(s: &Server, topic: &str, partitions: i32) -> BTreeMap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_records_land_where_java_producers_put_them() {
-    let Some(kcat) = kcat() else { return };
+    let Some(kcat) = herald_test_support::kcat() else {
+        return;
+    };
     let s = Server::start().await;
     s.create_topic("by-kcat", 5).await;
     s.create_topic("by-rest", 5).await;

@@ -4,18 +4,16 @@
 //!
 //! PostgreSQL comes from `HERALD_TEST_POSTGRES_URL` (`source scripts/test-env.sh`).
 //! Unset, PostgreSQL tests print why and pass; with `HERALD_REQUIRE_SERVICES=1` a
-//! missing variable or an unreachable server fails them.
+//! missing variable or an unreachable server fails them (herald-test-support's rule).
 #![allow(dead_code, unreachable_pub)] // why: each test binary uses a different subset
 
 pub mod shop;
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use herald_saga::{SagaBackend, SagaStore};
 use herald_sql::HeraldDb;
+use herald_test_support::{postgres_url, skip_or_fail, unique_name};
 use sqlx::{
     PgPool, Pool, Postgres, Sqlite,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -82,28 +80,6 @@ fn drop_schema(url: String, schema: String) {
     }
 }
 
-/// A name no other test (or test process) uses.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub fn skip_or_fail<T>(why: &str) -> Option<T> {
-    if std::env::var("HERALD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{why} (HERALD_REQUIRE_SERVICES=1)");
-    }
-    eprintln!("skipping: {why}; `source scripts/test-env.sh` to run against PostgreSQL");
-    None
-}
-
 pub async fn sqlite() -> Fixture<Sqlite> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("herald.db");
@@ -118,15 +94,12 @@ pub async fn sqlite() -> Fixture<Sqlite> {
 }
 
 pub async fn postgres() -> Option<Fixture<Postgres>> {
-    let url = match std::env::var("HERALD_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => return skip_or_fail("HERALD_TEST_POSTGRES_URL is not set"),
-    };
+    let url = postgres_url()?;
     let admin = match PgPool::connect(&url).await {
         Ok(p) => p,
-        Err(e) => return skip_or_fail(&format!("PostgreSQL at {url} unreachable: {e}")),
+        Err(e) => return skip_or_fail(format!("PostgreSQL at {url} unreachable: {e}")),
     };
-    let schema = unique("hsaga");
+    let schema = unique_name("hsaga");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await

@@ -4,16 +4,14 @@
 //!
 //! PostgreSQL comes from `HERALD_TEST_POSTGRES_URL` (`source scripts/test-env.sh`).
 //! Unset, PostgreSQL tests print why and pass; with `HERALD_REQUIRE_SERVICES=1` a
-//! missing variable or an unreachable server fails them.
+//! missing variable or an unreachable server fails them (herald-test-support's rule).
 #![allow(dead_code, unreachable_pub)] // why: each test binary uses a different subset
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use herald::{Envelope, Event};
 use herald_sql::{Backend, HeraldDb};
+use herald_test_support::{postgres_url, skip_or_fail, unique_name};
 use serde::{Deserialize, Serialize};
 use sqlx::{
     PgPool, Pool, Postgres, Sqlite,
@@ -63,36 +61,6 @@ fn drop_schema(url: String, schema: String) {
     }
 }
 
-/// A name no other test (or test process) uses.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The variable's value; `None` (skip) when unset, unless services are required.
-pub fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => skip_or_fail(&format!("{var} is not set")),
-    }
-}
-
-pub fn skip_or_fail<T>(why: &str) -> Option<T> {
-    if std::env::var("HERALD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{why} (HERALD_REQUIRE_SERVICES=1)");
-    }
-    eprintln!("skipping: {why}; `source scripts/test-env.sh` to run against PostgreSQL");
-    None
-}
-
 pub async fn sqlite() -> Fixture<Sqlite> {
     let dir = tempfile::tempdir().unwrap();
     let db = HeraldDb::open(dir.path().join("herald.db")).await.unwrap();
@@ -104,12 +72,12 @@ pub async fn sqlite() -> Fixture<Sqlite> {
 
 /// A PostgreSQL pool whose connections work in a fresh schema.
 pub async fn pg_pool(max: u32) -> Option<(PgPool, String, String)> {
-    let url = service_url("HERALD_TEST_POSTGRES_URL")?;
+    let url = postgres_url()?;
     let admin = match PgPool::connect(&url).await {
         Ok(p) => p,
-        Err(e) => return skip_or_fail(&format!("PostgreSQL at {url} unreachable: {e}")),
+        Err(e) => return skip_or_fail(format!("PostgreSQL at {url} unreachable: {e}")),
     };
-    let schema = unique("hsql");
+    let schema = unique_name("hsql");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await

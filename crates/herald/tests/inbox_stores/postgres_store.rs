@@ -15,12 +15,12 @@ struct PostgresStore {
 impl PostgresStore {
     /// A store in a fresh schema, or `None` when PostgreSQL is not configured (skip).
     async fn new() -> Option<Arc<Self>> {
-        let url = service_url("HERALD_TEST_POSTGRES_URL")?;
+        let url = herald_test_support::postgres_url()?;
         let pool = match PgPool::connect(&url).await {
             Ok(pool) => pool,
-            Err(e) => return skip_or_fail(&format!("PostgreSQL at {url} unreachable: {e}")),
+            Err(e) => return skip_or_fail(format!("PostgreSQL at {url} unreachable: {e}")),
         };
-        let schema = unique("herald_inbox_test");
+        let schema = unique_name("herald_inbox_test");
         for ddl in [
             format!("CREATE SCHEMA {schema}"),
             // No unique constraint: a second write of one event must show, not fail.

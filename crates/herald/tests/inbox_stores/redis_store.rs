@@ -12,15 +12,15 @@ struct RedisStore {
 impl RedisStore {
     /// A store with `retention`, or `None` when Redis is not configured (skip).
     async fn new(retention: Duration) -> Option<Arc<Self>> {
-        let url = service_url("HERALD_TEST_REDIS_URL")?;
+        let url = herald_test_support::redis_url()?;
         let connect = tokio::time::timeout(
             Duration::from_secs(10),
             RedisInbox::connect(&url, retention),
         );
         let inbox = match connect.await {
             Ok(Ok(inbox)) => inbox,
-            Ok(Err(e)) => return skip_or_fail(&format!("Redis at {url} unreachable: {e}")),
-            Err(_) => return skip_or_fail(&format!("Redis at {url} did not answer in 10 s")),
+            Ok(Err(e)) => return skip_or_fail(format!("Redis at {url} unreachable: {e}")),
+            Err(_) => return skip_or_fail(format!("Redis at {url} did not answer in 10 s")),
         };
         Some(Arc::new(Self {
             inbox: Arc::new(inbox),
@@ -77,7 +77,7 @@ async fn entries_expire_after_the_retention() {
     let Some(store) = RedisStore::new(Duration::from_millis(300)).await else {
         return;
     };
-    let group = unique("expiry");
+    let group = unique_name("expiry");
     let inbox = store.inbox();
     assert!(inbox.mark_processed(key(&group, "e")).await.unwrap());
     assert!(inbox.is_processed(key(&group, "e")).await.unwrap());
@@ -108,10 +108,9 @@ async fn keys_follow_the_documented_layout() {
 
 #[tokio::test]
 async fn a_zero_retention_is_refused() {
-    let Some(_) = service_url("HERALD_TEST_REDIS_URL") else {
+    let Some(url) = herald_test_support::redis_url() else {
         return;
     };
-    let url = service_url("HERALD_TEST_REDIS_URL").unwrap();
     let err = RedisInbox::connect(&url, Duration::ZERO).await.unwrap_err();
     assert!(err.message.contains("retention"), "{err}");
 }
