@@ -1,122 +1,232 @@
-//! The command line of the comparison suite, shared by the `herald-bench` binary and
-//! The `herald-bench` binary: parse options, run [`suite::run`], print the report, write the files.
+//! The command lines of the benchmark binaries, one clap parser each: `herald-bench`
+//! (the comparison suite, [`SuiteArgs`] and [`main`]), `broker-bench` ([`BrokerArgs`])
+//! and `log-bench-summary` ([`SummaryArgs`]), with what they share: seconds and list
+//! values, and where scratch data goes.
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use clap::Parser;
+
 use crate::{
+    broker::BrokerBenchConfig,
     suite::{self, PeerUrls, SuiteConfig},
-    workload::Scratch,
+    summary::SummaryConfig,
+    workload::{Scratch, policies},
 };
 
-/// Usage text.
-pub const USAGE: &str =
-    "usage: herald-bench [--quick] [--only NAME]... [--out DIR] [--rounds N] [--slot-secs S]
-  --quick        short run (~2 min): 1 round, 0.5 s slots, 2 s latency runs, 200k backlog
-  --only NAME    only targets whose name contains NAME (repeatable), e.g. herald, nats, redis
-  --out DIR      write report.md, report.json and latency.svg there
-                 (default: herald-bench-report/ in cargo's target directory)
-  --rounds N     interleaved throughput rounds (default 3)
-  --slot-secs S  seconds per throughput sample (default 1)
-Peers: HERALD_TEST_NATS_URL, HERALD_TEST_REDIS_URL, HERALD_TEST_AMQP_URL (default: local
-ports); HERALD_BENCH_NATS_SERVER / HERALD_BENCH_REDIS_SERVER pick the server binaries the
-fsync modes start (default: on PATH). HERALD_BENCH_DIR: scratch directory (default: tmp/
-beside the report directory).";
+pub use crate::workload::target_dir;
 
-/// Parsed options.
+/// Seconds as a fraction, e.g. `0.5`.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// A comma-separated list option, e.g. `100,1024`; empty for `none`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    /// The suite's settings.
-    pub config: SuiteConfig,
-    /// Where the report files go (`None`: the default).
-    pub out: Option<PathBuf>,
-}
+pub struct List<T>(pub Vec<T>);
 
-/// Parses the options (without the program name).
-pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut config = SuiteConfig::default();
-    let mut out = None;
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--quick" => {
-                config.rounds = 1;
-                config.slot = Duration::from_millis(500);
-                config.latency_duration = Duration::from_secs(2);
-                config.fan_out_slot = Duration::from_secs(1);
-                config.backlog = 200_000;
-                config.backlog_bound = Duration::from_secs(5);
-            }
-            "--only" => config.only.push(value()?),
-            // Absolute from here on, whatever directory later steps run in.
-            "--out" => {
-                let dir = value()?;
-                out = Some(std::path::absolute(&dir).map_err(|e| format!("--out {dir}: {e}"))?);
-            }
-            "--rounds" => {
-                config.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?;
-                if config.rounds == 0 {
-                    return Err("--rounds must be at least 1".into());
-                }
-            }
-            "--slot-secs" => {
-                let s: f64 = value()?.parse().map_err(|e| format!("--slot-secs: {e}"))?;
-                config.slot =
-                    Duration::try_from_secs_f64(s).map_err(|e| format!("--slot-secs: {e}"))?;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
+fn list<T: std::str::FromStr>(s: &str) -> Result<List<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    if s == "none" {
+        return Ok(List(Vec::new()));
     }
-    Ok(Options { config, out })
+    s.split(',')
+        .map(|v| v.trim().parse().map_err(|e| format!("{v:?}: {e}")))
+        .collect::<Result<_, _>>()
+        .map(List)
 }
 
-/// Runs the suite with `args`; returns the process exit code (0 ran, 1 failed, 2 usage).
-/// `default_root` is where scratch data and the report go unless told otherwise.
-pub fn main(args: impl Iterator<Item = String>, default_root: &Path) -> i32 {
-    let options = match parse(args) {
-        Ok(o) => o,
-        // An empty message is a request for help.
-        Err(message) if message.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(message) => {
-            eprintln!("herald-bench: {message}");
-            eprintln!("{USAGE}");
-            return 2;
-        }
-    };
-    let root = std::env::var_os("HERALD_BENCH_DIR")
+/// A path made absolute now, whatever directory later steps run in.
+fn absolute(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| e.to_string())
+}
+
+/// Where scratch data goes: `$HERALD_BENCH_DIR`, or else `tmp/` under `default_root`, so
+/// Herald and its peers run on the same (real) disk.
+pub fn scratch_root(default_root: &Path) -> PathBuf {
+    std::env::var_os("HERALD_BENCH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| default_root.join("tmp"));
-    let scratch = match Scratch::new(&root) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("herald-bench: {e}");
-            return 1;
-        }
-    };
+        .unwrap_or_else(|| default_root.join("tmp"))
+}
+
+/// The scratch directory, with the disk it is on reported.
+pub fn open_scratch(default_root: &Path) -> Result<Scratch, crate::BenchError> {
+    let scratch = Scratch::new(scratch_root(default_root))?;
     if let Some((device, fstype)) = scratch.filesystem() {
         eprintln!(
             "scratch: {} on {device} ({fstype})",
             scratch.path().display()
         );
     }
+    Ok(scratch)
+}
+
+const PEERS_HELP: &str = "Peers: HERALD_TEST_NATS_URL, HERALD_TEST_REDIS_URL, \
+HERALD_TEST_AMQP_URL (default: local ports); HERALD_BENCH_NATS_SERVER / \
+HERALD_BENCH_REDIS_SERVER pick the server binaries the fsync modes start (default: on \
+PATH). HERALD_BENCH_DIR: scratch directory (default: tmp/ in cargo's target directory).";
+
+/// `herald-bench`: Herald against NATS JetStream, Redis Streams and RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "herald-bench", version, after_help = PEERS_HELP)]
+pub struct SuiteArgs {
+    /// Short run (~2 min): 1 round, 0.5 s slots, 2 s latency runs, 200k backlog
+    #[arg(long)]
+    pub quick: bool,
+    /// Only targets whose name contains NAME (repeatable), e.g. herald, nats, redis
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Write report.md, report.json and latency.svg there [default: herald-bench-report/
+    /// in cargo's target directory]
+    #[arg(long, value_name = "DIR", value_parser = absolute)]
+    pub out: Option<PathBuf>,
+    /// Interleaved throughput rounds [default: 3; 1 with --quick]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: Option<u32>,
+    /// Seconds per throughput sample [default: 1; 0.5 with --quick]
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub slot_secs: Option<Duration>,
+}
+
+impl SuiteArgs {
+    /// The suite's settings these options ask for.
+    pub fn config(&self) -> SuiteConfig {
+        let mut config = SuiteConfig::default();
+        if self.quick {
+            config.rounds = 1;
+            config.slot = Duration::from_millis(500);
+            config.latency_duration = Duration::from_secs(2);
+            config.fan_out_slot = Duration::from_secs(1);
+            config.backlog = 200_000;
+            config.backlog_bound = Duration::from_secs(5);
+        }
+        config.only = self.only.clone();
+        if let Some(rounds) = self.rounds {
+            config.rounds = rounds as usize;
+        }
+        if let Some(slot) = self.slot_secs {
+            config.slot = slot;
+        }
+        config
+    }
+}
+
+/// `broker-bench`: `herald serve` against herald-log's raw append rate, and end-to-end
+/// latency at fixed rates.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "broker-bench", version)]
+pub struct BrokerArgs {
+    /// Interleaved throughput rounds
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: Option<u32>,
+    /// Seconds per throughput sample
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub slot_secs: Option<Duration>,
+    /// Seconds per latency run
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub latency_secs: Option<Duration>,
+    /// The log's durability: group_commit, never or every_append
+    #[arg(long, value_name = "POLICY")]
+    pub durability: Option<String>,
+    /// Value sizes in bytes, e.g. 100,1024
+    #[arg(long, value_name = "LIST", value_parser = list::<usize>)]
+    pub value_bytes: Option<List<usize>>,
+    /// Producer counts, e.g. 1,4
+    #[arg(long, value_name = "LIST", value_parser = list::<usize>)]
+    pub producers: Option<List<usize>>,
+    /// Fixed rates of the latency runs, e.g. 1000,10000,50000, or none
+    #[arg(long, value_name = "LIST", value_parser = list::<f64>)]
+    pub latency_rates: Option<List<f64>>,
+}
+
+impl BrokerArgs {
+    /// The benchmark's settings these options ask for.
+    pub fn config(&self) -> Result<BrokerBenchConfig, String> {
+        let mut config = BrokerBenchConfig::default();
+        if let Some(r) = self.rounds {
+            config.rounds = r as usize;
+        }
+        if let Some(s) = self.slot_secs {
+            config.slot = s;
+        }
+        if let Some(s) = self.latency_secs {
+            config.latency_duration = s;
+        }
+        if let Some(v) = &self.value_bytes {
+            config.value_sizes = v.0.clone();
+        }
+        if let Some(p) = &self.producers {
+            config.producers = p.0.clone();
+        }
+        if let Some(r) = &self.latency_rates {
+            config.latency_rates = r.0.clone();
+        }
+        if let Some(name) = &self.durability {
+            config.durability = policies()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .ok_or(format!(
+                    "--durability: unknown policy {name}: use group_commit, never or every_append"
+                ))?;
+        }
+        Ok(config)
+    }
+}
+
+/// `log-bench-summary`: only the herald-log target check (about 80 s).
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "log-bench-summary", version)]
+pub struct SummaryArgs {
+    /// Interleaved throughput rounds
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: Option<u32>,
+    /// Seconds per throughput sample
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub slot_secs: Option<Duration>,
+}
+
+impl SummaryArgs {
+    /// The check's settings these options ask for.
+    pub fn config(&self) -> SummaryConfig {
+        let mut config = SummaryConfig::default();
+        if let Some(r) = self.rounds {
+            config.rounds = r as usize;
+        }
+        if let Some(s) = self.slot_secs {
+            config.slot = s;
+        }
+        config
+    }
+}
+
+/// Runs the suite with `args` (the options, parsed); returns the process exit code (0
+/// ran, 1 failed). `default_root` is where scratch data and the report go unless told
+/// otherwise.
+pub fn main(args: &SuiteArgs, default_root: &Path) -> i32 {
+    let config = args.config();
+    let scratch = match open_scratch(default_root) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("herald-bench: {e}");
+            return 1;
+        }
+    };
     let started = std::time::Instant::now();
-    let report = suite::run(
-        &scratch,
-        &options.config,
-        &PeerUrls::from_env(),
-        &mut |line| eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64()),
-    );
+    let report = suite::run(&scratch, &config, &PeerUrls::from_env(), &mut |line| {
+        eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64())
+    });
     drop(scratch);
     let markdown = report.markdown();
     println!("{markdown}");
-    let out = options
+    let out = args
         .out
+        .clone()
         .unwrap_or_else(|| default_root.join("herald-bench-report"));
     let files = [
         ("report.md", markdown),
@@ -145,28 +255,55 @@ pub fn main(args: impl Iterator<Item = String>, default_root: &Path) -> i32 {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> impl Iterator<Item = String> {
-        s.split_whitespace()
-            .map(String::from)
-            .collect::<Vec<_>>()
-            .into_iter()
+    fn suite(s: &str) -> Result<SuiteArgs, clap::Error> {
+        SuiteArgs::try_parse_from(std::iter::once("herald-bench").chain(s.split_whitespace()))
     }
 
     #[test]
     fn options_parse() {
-        let o = parse(args("--quick --only herald --only nats --out /tmp/x")).unwrap();
-        assert_eq!(o.config.rounds, 1);
-        assert_eq!(o.config.only, vec!["herald", "nats"]);
+        let o = suite("--quick --only herald --only nats --out /tmp/x").unwrap();
+        assert_eq!(o.config().rounds, 1);
+        assert_eq!(o.config().only, vec!["herald", "nats"]);
         assert_eq!(o.out, Some(PathBuf::from("/tmp/x")));
-        assert_eq!(parse(args("")).unwrap().config, SuiteConfig::default());
-        assert!(parse(args("--rounds 0")).is_err());
-        assert!(parse(args("--bogus")).is_err());
-        assert!(parse(args("--only")).is_err());
+        assert_eq!(suite("").unwrap().config(), SuiteConfig::default());
+        assert_eq!(suite("--quick --rounds 2").unwrap().config().rounds, 2);
+        assert_eq!(
+            suite("--slot-secs 0.25").unwrap().config().slot,
+            Duration::from_millis(250)
+        );
+        assert!(suite("--rounds 0").is_err());
+        assert!(suite("--slot-secs -1").is_err());
+        assert!(suite("--bogus").is_err());
+        assert!(suite("--only").is_err());
+    }
+
+    #[test]
+    fn broker_and_summary_options_parse() {
+        let b = BrokerArgs::try_parse_from([
+            "broker-bench",
+            "--value-bytes",
+            "100,1024",
+            "--latency-rates",
+            "none",
+            "--durability",
+            "every_append",
+        ])
+        .unwrap();
+        let c = b.config().unwrap();
+        assert_eq!(c.value_sizes, [100, 1024]);
+        assert!(c.latency_rates.is_empty());
+        assert_eq!(c.durability.0, "every_append");
+        let bad = BrokerArgs::try_parse_from(["broker-bench", "--durability", "sometimes"]);
+        assert!(bad.unwrap().config().unwrap_err().contains("sometimes"));
+        assert!(BrokerArgs::try_parse_from(["broker-bench", "--producers", "1,x"]).is_err());
+        let s = SummaryArgs::try_parse_from(["log-bench-summary", "--rounds", "2"]).unwrap();
+        assert_eq!(s.config().rounds, 2);
+        assert!(SummaryArgs::try_parse_from(["log-bench-summary", "--rounds", "0"]).is_err());
     }
 
     #[test]
     fn relative_out_and_scratch_root_give_absolute_peer_paths() {
-        let o = parse(args("--out rel/report")).unwrap();
+        let o = suite("--out rel/report").unwrap();
         let out = o.out.unwrap();
         assert!(out.is_absolute(), "{}", out.display());
         assert!(out.ends_with("rel/report"));

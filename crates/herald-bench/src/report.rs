@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::{
     stats::median,
-    suite::SuiteConfig,
     target::{CatchUp, FanOut, LatencyRun},
+    workload::SuiteConfig,
 };
 
 /// Smallest Herald/peer throughput ratio the goal asks for.

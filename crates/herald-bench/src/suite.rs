@@ -37,54 +37,7 @@ use crate::{
     workload::{Scratch, log_config},
 };
 
-/// What the suite runs and how long each part may take.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SuiteConfig {
-    /// Time producers run in one throughput sample.
-    pub slot: Duration,
-    /// Interleaved throughput rounds.
-    pub rounds: usize,
-    /// Value sizes of the throughput scenarios.
-    pub value_sizes: Vec<usize>,
-    /// Producer counts of the throughput scenarios.
-    pub producers: Vec<usize>,
-    /// Fixed rates of the latency scenarios, messages per second.
-    pub latency_rates: Vec<f64>,
-    /// Length of each latency run.
-    pub latency_duration: Duration,
-    /// Value size of the latency, fan-out and catch-up scenarios.
-    pub message_bytes: usize,
-    /// Time the fan-out producer runs.
-    pub fan_out_slot: Duration,
-    /// Messages in the catch-up backlog.
-    pub backlog: u64,
-    /// Value size of the backlog.
-    pub backlog_bytes: usize,
-    /// Longest time spent writing the backlog, and again reading it.
-    pub backlog_bound: Duration,
-    /// Only targets whose name contains one of these (all if empty).
-    pub only: Vec<String>,
-}
-
-impl Default for SuiteConfig {
-    /// About 5 minutes with all eight targets.
-    fn default() -> Self {
-        Self {
-            slot: Duration::from_secs(1),
-            rounds: 3,
-            value_sizes: vec![100, 1024],
-            producers: vec![1, 4],
-            latency_rates: vec![1_000.0, 10_000.0, 50_000.0],
-            latency_duration: Duration::from_secs(3),
-            message_bytes: 1024,
-            fan_out_slot: Duration::from_secs(2),
-            backlog: 1_000_000,
-            backlog_bytes: 100,
-            backlog_bound: Duration::from_secs(10),
-            only: Vec::new(),
-        }
-    }
-}
+pub use crate::workload::SuiteConfig;
 
 /// Where the peers are: each `HERALD_TEST_*` variable, or the usual local address.
 #[derive(Debug, Clone, PartialEq, Eq)]

