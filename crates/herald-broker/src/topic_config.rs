@@ -248,15 +248,31 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     }
 }
 
+/// Which parts of a topic's records must carry a registered schema id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Validation {
+    /// `confluent.key.schema.validation`.
+    pub key: bool,
+    /// `confluent.value.schema.validation`.
+    pub value: bool,
+}
+
+impl Validation {
+    /// Whether anything is validated.
+    pub fn any(self) -> bool {
+        self.key || self.value
+    }
+}
+
 /// Which parts of a topic's records the broker validates against the schema registry
 /// (overrides that fail to parse were refused when they were set, and count as off).
-pub fn schema_validation(overrides: &BTreeMap<String, String>) -> crate::validation::Validation {
+pub fn schema_validation(overrides: &BTreeMap<String, String>) -> Validation {
     let on = |key| {
         overrides
             .get(key)
             .is_some_and(|v| parse_bool(key, v).unwrap_or(false))
     };
-    crate::validation::Validation {
+    Validation {
         key: on(KEY_SCHEMA_VALIDATION),
         value: on(VALUE_SCHEMA_VALIDATION),
     }

@@ -69,21 +69,7 @@ impl fmt::Debug for SchemaIdCheckSlot {
     }
 }
 
-/// Which parts of a topic's records must carry a registered schema id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Validation {
-    /// `confluent.key.schema.validation`.
-    pub key: bool,
-    /// `confluent.value.schema.validation`.
-    pub value: bool,
-}
-
-impl Validation {
-    /// Whether anything is validated.
-    pub fn any(self) -> bool {
-        self.key || self.value
-    }
-}
+pub use crate::topic_config::Validation;
 
 /// Checks every record of one produced batch (any compression) for a topic that asks
 /// for validation. `Ok` when the topic validates nothing.

@@ -33,7 +33,14 @@
 
 use herald_log::records::{BatchBuilder, Compression, RecordError, decode_batch};
 
-use super::offsets::OffsetValue;
+/// What is stored for one (group, topic, partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OffsetValue {
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: String,
+    pub(crate) commit_timestamp_ms: i64,
+}
 
 /// Key kind of an offset commit record.
 pub(crate) const KEY_OFFSET_COMMIT: u8 = 1;

@@ -23,10 +23,11 @@ use kafka_protocol::{
 use super::{
     FIND_COORDINATOR_VERSIONS, GroupCoordinator, HEARTBEAT_VERSIONS, JOIN_GROUP_VERSIONS,
     LEAVE_GROUP_VERSIONS, OFFSET_COMMIT_VERSIONS, OFFSET_FETCH_VERSIONS, SYNC_GROUP_VERSIONS,
+    codec::OffsetValue,
     codec::{OffsetKey, OffsetOp},
     codes::*,
     now_ms,
-    offsets::{OffsetValue, WriteError},
+    offsets::WriteError,
     rebalance::{JoinParams, SyncParams},
     state::{JoinOutcome, SyncOutcome},
 };

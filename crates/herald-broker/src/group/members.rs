@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use super::{
     Inner,
     codes::*,
-    rebalance::send,
-    state::{Group, GroupState, JoinOutcome, Member, SyncOutcome},
+    state::{Group, GroupState, JoinOutcome, Member, SyncOutcome, send},
 };
 
 impl Inner {

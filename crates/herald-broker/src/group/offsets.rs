@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 use super::{
     GroupConfig, GroupError,
-    codec::{self, Decoded, OffsetKey, OffsetOp},
+    codec::{self, Decoded, OffsetKey, OffsetOp, OffsetValue},
 };
 
 /// Directory name of the offsets log inside the coordinator directory.
@@ -38,15 +38,6 @@ pub(crate) const OFFSETS_LOG_DIR: &str = "__consumer_offsets-0";
 const SNAPSHOT_BATCH_BYTES: usize = 512 * 1024;
 /// Bytes read per call while replaying the log.
 const LOAD_READ_BYTES: usize = 4 << 20;
-
-/// What is stored for one (group, topic, partition).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OffsetValue {
-    pub(crate) offset: i64,
-    pub(crate) leader_epoch: i32,
-    pub(crate) metadata: String,
-    pub(crate) commit_timestamp_ms: i64,
-}
 
 /// Why a write to the offsets log failed.
 #[derive(Debug)]

@@ -34,7 +34,7 @@ use super::{
     Inner,
     codes::*,
     members::{check_member, remove_member},
-    state::{Group, GroupState, JoinOutcome, Member, SyncOutcome, new_member_id},
+    state::{Group, GroupState, JoinOutcome, Member, SyncOutcome, new_member_id, send},
 };
 
 /// A JoinGroup, independent of its wire version.
@@ -77,13 +77,6 @@ impl<T> Reply<T> {
             Reply::Now(v) => v,
             Reply::Later(rx) => rx.await.unwrap_or_else(|_| gone()),
         }
-    }
-}
-
-pub(super) fn send<T>(tx: Option<oneshot::Sender<T>>, value: T) {
-    if let Some(tx) = tx {
-        // The receiver is gone when the client disconnected; nothing to tell it.
-        let _ = tx.send(value);
     }
 }
 

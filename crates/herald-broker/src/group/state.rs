@@ -341,6 +341,14 @@ pub(crate) fn new_member_id(client_id: &str) -> String {
     )
 }
 
+/// Answers a waiting request, if it still waits.
+pub(super) fn send<T>(tx: Option<oneshot::Sender<T>>, value: T) {
+    if let Some(tx) = tx {
+        // The receiver is gone when the client disconnected; nothing to tell it.
+        let _ = tx.send(value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
