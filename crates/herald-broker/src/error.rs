@@ -3,7 +3,8 @@
 
 use std::{io, net::SocketAddr, path::PathBuf};
 
-use herald_log::{LogError, batch::BatchError};
+use herald_format::batch::BatchError;
+use herald_log::LogError;
 use kafka_protocol::ResponseError;
 use thiserror::Error;
 

@@ -9,10 +9,8 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use herald_log::{
-    Log, LogConfig, LogError, PendingAppend, ReadResult, TimestampOffset,
-    batch::{self, BatchHeader, ValidatedBatches},
-};
+use herald_format::batch::{self, BatchHeader, ValidatedBatches};
+use herald_log::{Log, LogConfig, LogError, PendingAppend, ReadResult, TimestampOffset};
 use tokio::sync::Notify;
 
 use crate::{
@@ -242,7 +240,7 @@ impl Partition {
                 })?;
                 let Some(best) = best else { return Ok(None) };
                 let raw = log.read(best.base_offset as u64, 1)?;
-                let decoded = herald_log::records::decode_batch(&raw.bytes).map_err(|e| {
+                let decoded = herald_format::records::decode_batch(&raw.bytes).map_err(|e| {
                     ReadError::Storage(LogError::Corrupt {
                         path: log.dir().to_path_buf(),
                         position: 0,
@@ -329,10 +327,8 @@ fn check_one_batch(records: &[u8]) -> Result<(BatchHeader, ValidatedBatches), Pr
 mod tests {
     use std::time::Duration;
 
-    use herald_log::{
-        Durability,
-        records::{BatchBuilder, Compression},
-    };
+    use herald_format::records::{BatchBuilder, Compression};
+    use herald_log::Durability;
 
     use super::*;
 

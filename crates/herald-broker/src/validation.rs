@@ -27,7 +27,7 @@
 
 use std::{fmt, sync::Arc};
 
-use herald_log::records::decode_batch;
+use herald_format::records::decode_batch;
 
 use crate::{error::ProduceError, topic_config, topics::TopicManager};
 
@@ -175,7 +175,7 @@ fn check_one(check: &dyn SchemaIdCheck, subject: &str, bytes: &[u8]) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use herald_log::records::{BatchBuilder, Compression};
+    use herald_format::records::{BatchBuilder, Compression};
 
     use super::*;
 

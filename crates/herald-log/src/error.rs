@@ -4,7 +4,7 @@ use std::{io, path::PathBuf, sync::Arc};
 
 use thiserror::Error;
 
-use crate::batch::BatchError;
+use herald_format::batch::BatchError;
 
 /// What went wrong in a log operation. Each variant carries what a user needs to act.
 #[derive(Debug, Error)]

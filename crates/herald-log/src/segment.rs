@@ -12,8 +12,9 @@ use std::{
     },
 };
 
+use herald_format::batch::{self, BatchHeader, HEADER_LEN};
+
 use crate::{
-    batch::{self, BatchHeader, HEADER_LEN},
     error::{LogError, Result},
     index::Indexes,
 };

@@ -10,10 +10,8 @@ use std::{
 };
 
 use common::{batch, read_all, tagged};
-use herald_log::{
-    Durability, Log, LogConfig, LogError,
-    batch::{BatchError, BatchHeader},
-};
+use herald_format::batch::{BatchError, BatchHeader};
+use herald_log::{Durability, Log, LogConfig, LogError};
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -135,7 +133,7 @@ fn bad_batches_are_rejected_with_typed_errors_and_nothing_is_written() {
     });
 
     let mut bad_magic = batch(2, 10, 0);
-    bad_magic[herald_log::batch::MAGIC] = 1;
+    bad_magic[herald_format::batch::MAGIC] = 1;
     assert_rejected(&log, dir.path(), bad_magic, |e| {
         matches!(
             e,
@@ -590,7 +588,7 @@ fn append_validated_writes_checked_batches_and_revalidates_other_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     let mut first = batch(3, 10, 1000);
-    let checked = herald_log::batch::validate_batches(&first).unwrap();
+    let checked = herald_format::batch::validate_batches(&first).unwrap();
     assert_eq!(checked.headers().len(), 1);
     let info = log
         .append_validated(&mut first, &checked)
@@ -600,7 +598,7 @@ fn append_validated_writes_checked_batches_and_revalidates_other_bytes() {
     assert_eq!((info.base_offset, info.last_offset), (0, 2));
     // The check of one batch, handed a different (corrupt) batch of the same length.
     let good = batch(3, 10, 2000);
-    let checked = herald_log::batch::validate_batches(&good).unwrap();
+    let checked = herald_format::batch::validate_batches(&good).unwrap();
     let mut corrupt = batch(3, 10, 3000);
     let crc_byte = 17; // inside the CRC field
     corrupt[crc_byte] ^= 0xff;

@@ -21,7 +21,7 @@ use std::{
 };
 
 use herald_broker::{Acks, Broker, BrokerConfig, NewTopic};
-use herald_log::{
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, decode_batch},
 };

@@ -30,10 +30,8 @@ use herald::{
     EmbeddedTransport, Envelope, Event, HandlerContext, MemoryInbox, RetryPolicy, Router,
     transport::{Admin, OutgoingRecord, Publisher, embedded::EmbeddedConfig},
 };
-use herald_log::{
-    Durability, Log, LogConfig,
-    records::{BatchBuilder, Compression, Header, decode_batch},
-};
+use herald_format::records::{BatchBuilder, Compression, Header, decode_batch};
+use herald_log::{Durability, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -164,7 +162,7 @@ fn raw_run(iters: u64) -> Duration {
     let mut decoded = 0u64;
     while next < iters {
         let read = log.read(next, 1 << 20).expect("read");
-        let batches = herald_log::batch::validate_all(&read.bytes).expect("batches");
+        let batches = herald_format::batch::validate_all(&read.bytes).expect("batches");
         for (at, header) in batches {
             let batch = decode_batch(&read.bytes[at..at + header.total_len()]).expect("decode");
             decoded += batch.records.len() as u64;

@@ -23,7 +23,8 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use herald_log::{Log, LogConfig, LogError, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::{Log, LogConfig, LogError};
 use tokio::sync::oneshot;
 
 use super::{

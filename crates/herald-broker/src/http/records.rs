@@ -12,7 +12,7 @@ use std::{
 
 use axum::{extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use herald_log::{
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, Header, decode_batch},
 };
@@ -25,7 +25,7 @@ use super::{
     error::{ApiError, JsonBody, Path, Query, codes},
 };
 use crate::{broker::Acks, telemetry::RecordsFetched, topic_config};
-use herald_log::partitioner::partition_for_key;
+use herald_format::partitioner::partition_for_key;
 
 /// Default and largest `max_bytes` of a consume request.
 const DEFAULT_MAX_BYTES: usize = 1 << 20;

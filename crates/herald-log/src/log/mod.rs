@@ -17,8 +17,9 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
+use herald_format::batch;
+
 use crate::{
-    batch,
     checkpoint::{CheckpointData, RecoveryPoint},
     config::{Durability, LogConfig},
     error::{LogError, Result},

@@ -30,7 +30,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 use bytes::Bytes;
 use thiserror::Error;
 
-pub use herald_log::partitioner::{murmur2, partition_for_key};
+pub use herald_format::partitioner::{murmur2, partition_for_key};
 
 /// A boxed future, for the object-safe corners of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

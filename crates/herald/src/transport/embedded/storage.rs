@@ -7,11 +7,11 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use herald_log::{
-    Log, LogConfig, LogError,
+use herald_format::{
     batch::{BatchHeader, LOG_OVERHEAD},
     records::{self, BatchBuilder, Compression},
 };
+use herald_log::{Log, LogConfig, LogError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 

@@ -250,9 +250,9 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>, (usize, B
 }
 
 /// Concatenated batches that [`validate_batches`] checked (lengths, magic, CRC), for
-/// [`Log::append_validated`](crate::Log::append_validated), so that a caller that must
-/// look at a batch before appending it (a broker checking producer sequences) computes
-/// its CRC once, not twice.
+/// herald-log's `Log::append_validated`, so that a caller that must look at a batch
+/// before appending it (a broker checking producer sequences) computes its CRC once, not
+/// twice.
 #[derive(Debug, Clone)]
 pub struct ValidatedBatches {
     headers: Vec<(usize, BatchHeader)>,
@@ -281,8 +281,7 @@ impl ValidatedBatches {
     }
 }
 
-/// [`validate_all`], keeping the result for
-/// [`Log::append_validated`](crate::Log::append_validated).
+/// [`validate_all`], keeping the result for herald-log's `Log::append_validated`.
 pub fn validate_batches(bytes: &[u8]) -> Result<ValidatedBatches, (usize, BatchError)> {
     Ok(ValidatedBatches {
         headers: validate_all(bytes)?,

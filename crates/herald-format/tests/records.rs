@@ -5,8 +5,8 @@
 //! (its snappy is xerial-framed like Java's, its lz4 is the C library). Its records keep
 //! headers in a map, so comparisons against it go through the same map.
 
-use herald_log::batch::{self, ATTRIBUTES, BATCH_LENGTH, CRC, HEADER_LEN, RECORD_COUNT};
-use herald_log::records::{
+use herald_format::batch::{self, ATTRIBUTES, BATCH_LENGTH, CRC, HEADER_LEN, RECORD_COUNT};
+use herald_format::records::{
     BatchBuilder, Compression, DEFAULT_MAX_UNCOMPRESSED, DecodedRecord, Header, Record,
     RecordError, decode_batch, decode_batch_with_limit, first_record_at_or_after,
 };

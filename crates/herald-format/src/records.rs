@@ -20,7 +20,7 @@
 //! ([`DEFAULT_MAX_UNCOMPRESSED`]), and every malformation is a [`RecordError`].
 //!
 //! ```
-//! use herald_log::records::{decode_batch, BatchBuilder, Compression, Header};
+//! use herald_format::records::{decode_batch, BatchBuilder, Compression, Header};
 //!
 //! let batch = BatchBuilder::new(Compression::Lz4)
 //!     .push(1_000, Some(b"k".as_slice()), Some(b"v1".as_slice()), &[Header::new("h", "x")])

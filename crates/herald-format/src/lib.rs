@@ -1,0 +1,25 @@
+//! herald-format: the Kafka data formats Herald speaks, with no I/O.
+//!
+//! Record batches v2 and the records inside them (encode, decode, validate), record
+//! headers, CRC-32C, the compression codecs and Kafka's default partitioner. The log, the
+//! broker and the SDK all build and read batches through this crate; it touches no file,
+//! socket or async runtime, so every function here is a pure transformation of bytes.
+//!
+//! ```
+//! use herald_format::{batch, records::{BatchBuilder, Compression, decode_batch}};
+//!
+//! let bytes = BatchBuilder::new(Compression::Zstd)
+//!     .push(1_700_000_000_000, Some(b"order-1"), Some(b"placed"), &[])
+//!     .build()?;
+//! assert_eq!(batch::validate(&bytes)?.record_count, 1);
+//! assert_eq!(decode_batch(&bytes)?.records[0].value.as_deref(), Some(&b"placed"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod partitioner;
+pub mod records;
+
+pub use batch::BatchError;
+pub use records::{Header, RecordError};
