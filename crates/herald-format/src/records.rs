@@ -153,7 +153,8 @@ pub enum RecordError {
     EmptyBatch,
 }
 
-/// A record header. Keys may repeat; order is kept.
+/// A record header. Keys may repeat; order is kept. The one header type of Herald: the
+/// batch codec, the broker and the SDK (`herald::transport::Header`) all use it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     /// Header key.
@@ -178,6 +179,22 @@ impl Header {
             value: None,
         }
     }
+
+    /// The value as UTF-8 text, if it is present and valid.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// The value of the last header named `key`, as text.
+pub fn header_str<'a>(headers: &'a [Header], key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.key == key)
+        .and_then(Header::value_str)
 }
 
 /// One record as encoded inside a batch: positions relative to the batch header.

@@ -182,6 +182,27 @@ mod round_trip {
     }
 }
 
+/// Reading header values as text.
+mod headers {
+    use herald_format::records::header_str;
+
+    use super::*;
+
+    #[test]
+    fn header_str_takes_the_last_value() {
+        let headers = vec![Header::new("a", "1"), Header::new("a", "2")];
+        assert_eq!(header_str(&headers, "a"), Some("2"));
+        assert_eq!(header_str(&headers, "b"), None);
+    }
+
+    #[test]
+    fn value_str_is_none_for_null_and_non_utf8_values() {
+        assert_eq!(Header::new("k", "v").value_str(), Some("v"));
+        assert_eq!(Header::null("k").value_str(), None);
+        assert_eq!(Header::new("k", vec![0xff]).value_str(), None);
+    }
+}
+
 /// Batches cross to and from kafka-protocol, every codec both ways.
 #[path = "records/kafka_protocol_interop.rs"]
 mod kafka_protocol_interop;

@@ -30,7 +30,7 @@ use herald::{
     EmbeddedTransport, Envelope, Event, HandlerContext, MemoryInbox, RetryPolicy, Router,
     transport::{Admin, OutgoingRecord, Publisher, embedded::EmbeddedConfig},
 };
-use herald_format::records::{BatchBuilder, Compression, Header, decode_batch};
+use herald_format::records::{BatchBuilder, Compression, decode_batch};
 use herald_log::{Durability, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -145,15 +145,7 @@ fn raw_run(iters: u64) -> Duration {
     for chunk in recs.chunks(BATCH) {
         let mut builder = BatchBuilder::new(Compression::None);
         for r in chunk {
-            let headers: Vec<Header> = r
-                .headers
-                .iter()
-                .map(|h| Header {
-                    key: h.key.clone(),
-                    value: h.value.clone(),
-                })
-                .collect();
-            builder.push(0, r.key.as_deref(), r.value.as_deref(), &headers);
+            builder.push(0, r.key.as_deref(), r.value.as_deref(), &r.headers);
         }
         let mut bytes = builder.build().expect("batch");
         log.append(&mut bytes).expect("append");

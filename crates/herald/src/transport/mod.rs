@@ -30,45 +30,14 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 use bytes::Bytes;
 use thiserror::Error;
 
-pub use herald_format::partitioner::{murmur2, partition_for_key};
+pub use herald_format::{
+    Header,
+    partitioner::{murmur2, partition_for_key},
+    records::header_str,
+};
 
 /// A boxed future, for the object-safe corners of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A record header. Keys may repeat; order is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Header {
-    /// Header key.
-    pub key: String,
-    /// Header value; `None` is a null value, distinct from an empty one.
-    pub value: Option<Vec<u8>>,
-}
-
-impl Header {
-    /// A header with a value.
-    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        Self {
-            key: key.into(),
-            value: Some(value.into()),
-        }
-    }
-
-    /// The value as UTF-8 text, if it is present and valid.
-    pub fn value_str(&self) -> Option<&str> {
-        self.value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-    }
-}
-
-/// The value of the last header named `key`, as text.
-pub fn header_str<'a>(headers: &'a [Header], key: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .rev()
-        .find(|h| h.key == key)
-        .and_then(Header::value_str)
-}
 
 /// One partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -403,12 +372,5 @@ mod tests {
         for bad in ["", ".", "..", "orders/1", "ordérs", "a b", &"x".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn header_str_takes_the_last_value() {
-        let headers = vec![Header::new("a", "1"), Header::new("a", "2")];
-        assert_eq!(header_str(&headers, "a"), Some("2"));
-        assert_eq!(header_str(&headers, "b"), None);
     }
 }
