@@ -1,9 +1,10 @@
 //! herald-format: the Kafka data formats Herald speaks, with no I/O.
 //!
 //! Record batches v2 and the records inside them (encode, decode, validate), record
-//! headers, CRC-32C, the compression codecs and Kafka's default partitioner. The log, the
-//! broker and the SDK all build and read batches through this crate; it touches no file,
-//! socket or async runtime, so every function here is a pure transformation of bytes.
+//! headers, CRC-32C, the compression codecs, Kafka's default partitioner, and the SDK's
+//! CloudEvents envelope and typed (JSON) events with their mapping onto a record. The log, the broker and the SDK
+//! all build and read batches and events through this crate; it opens no file or socket
+//! and runs no async code.
 //!
 //! ```
 //! use herald_format::{batch, records::{BatchBuilder, Compression, decode_batch}};
@@ -18,8 +19,14 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod client;
+pub mod envelope;
+pub mod event;
 pub mod partitioner;
 pub mod records;
+pub mod rfc3339;
 
 pub use batch::BatchError;
+pub use envelope::{Envelope, EnvelopeError};
+pub use event::{Event, EventError};
 pub use records::{Header, RecordError};

@@ -25,60 +25,19 @@ pub mod kafka;
 mod local;
 pub mod memory;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use bytes::Bytes;
 use thiserror::Error;
 
 pub use herald_format::{
     Header,
+    client::{ConsumedRecord, OutgoingRecord, TopicPartition},
     partitioner::{murmur2, partition_for_key},
     records::header_str,
 };
 
 /// A boxed future, for the object-safe corners of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// One partition of one topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: String,
-    /// Partition number, from 0.
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    /// The partition `partition` of `topic`.
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
-
-/// A record to publish.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutgoingRecord {
-    /// Partition key; records with the same key go to the same partition, in order.
-    /// Records without a key are spread round-robin.
-    pub key: Option<Bytes>,
-    /// Payload; `None` is a null value.
-    pub value: Option<Bytes>,
-    /// Headers in order.
-    pub headers: Vec<Header>,
-    /// Timestamp in milliseconds since the epoch; `None` means now.
-    pub timestamp: Option<i64>,
-    /// An explicit partition, overriding the key's.
-    pub partition: Option<u32>,
-}
 
 /// Where a published record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,32 +46,6 @@ pub struct RecordPosition {
     pub partition: u32,
     /// Offset it was given.
     pub offset: u64,
-}
-
-/// A record read from a partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumedRecord {
-    /// Topic it was read from.
-    pub topic: String,
-    /// Partition it was read from.
-    pub partition: u32,
-    /// Its offset in that partition.
-    pub offset: u64,
-    /// Timestamp in milliseconds since the epoch.
-    pub timestamp: i64,
-    /// Key; `None` is null.
-    pub key: Option<Bytes>,
-    /// Value; `None` is null.
-    pub value: Option<Bytes>,
-    /// Headers in order.
-    pub headers: Vec<Header>,
-}
-
-impl ConsumedRecord {
-    /// The record's topic and partition.
-    pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(self.topic.clone(), self.partition)
-    }
 }
 
 /// An offset to commit: the next offset the group should read from `partition`, i.e. one
