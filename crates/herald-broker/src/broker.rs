@@ -253,7 +253,7 @@ impl Broker {
             part.append(&mut records, |pid| core.producer_ids.is_known(pid))
         })
         .await
-        .map_err(|e| ProduceError::Storage(task_failed("append task", e)))??;
+        .map_err(|e| ProduceError::Storage(task_failed("append a produced batch", e)))??;
         Ok(match outcome {
             AppendOutcome::Duplicate { base_offset } => PendingProduce {
                 partition: p,
@@ -295,15 +295,14 @@ impl Broker {
         };
         tokio::task::spawn_blocking(move || p.read(offset, max_bytes))
             .await
-            .map_err(|e| ReadError::Storage(task_failed("read task", e)))?
+            .map_err(|e| ReadError::Storage(task_failed("read a partition", e)))?
     }
 }
 
 fn task_failed(op: &'static str, e: tokio::task::JoinError) -> LogError {
-    LogError::Io {
+    LogError::TaskJoin {
         op,
-        path: Default::default(),
-        source: std::io::Error::other(e.to_string()),
+        reason: e.to_string(),
     }
 }
 
@@ -362,10 +361,9 @@ impl PendingProduce {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(ProduceError::Storage(LogError::Io {
+                return Err(ProduceError::Storage(LogError::Timeout {
                     op: "wait for the original of a retried batch to become durable",
-                    path: Default::default(),
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    after: DUPLICATE_DURABILITY_WAIT,
                 }));
             }
         }
