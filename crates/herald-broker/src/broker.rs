@@ -236,7 +236,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: i32,
-        mut records: bytes::BytesMut,
+        records: bytes::BytesMut,
     ) -> Result<PendingProduce, ProduceError> {
         let Some(p) = self.core.topics.partition(topic, partition) else {
             return Err(ProduceError::UnknownTopicOrPartition {
@@ -245,12 +245,13 @@ impl Broker {
             });
         };
         let c = &self.core;
-        crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, &records)
-            .await?;
+        let batch =
+            crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, records)
+                .await?;
         let core = self.core.clone();
         let part = p.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            part.append(&mut records, |pid| core.producer_ids.is_known(pid))
+            batch.append_to(&part, |pid| core.producer_ids.is_known(pid))
         })
         .await
         .map_err(|e| ProduceError::Storage(task_failed("append a produced batch", e)))??;

@@ -40,7 +40,9 @@ use std::io;
 
 use thiserror::Error;
 
-use crate::batch::{self, ATTR_TIMESTAMP_TYPE, BatchError, BatchHeader, HEADER_LEN};
+use crate::batch::{
+    self, ATTR_TIMESTAMP_TYPE, BatchError, BatchHeader, HEADER_LEN, ValidatedBatch,
+};
 pub use builder::BatchBuilder;
 pub use compression::{Compression, DEFAULT_MAX_UNCOMPRESSED};
 use varint::{Reader, put_varint, put_varlong, varint_len, varlong_len};
@@ -289,7 +291,24 @@ pub fn decode_batch_with_limit(
     batch: &[u8],
     max_uncompressed: usize,
 ) -> Result<DecodedBatch, RecordError> {
-    let (header, codec) = open(batch)?;
+    let header = batch::validate(batch)?;
+    decode_records(header, batch, max_uncompressed)
+}
+
+/// [`decode_batch`] of one batch that [`validate_batches`](batch::validate_batches)
+/// already checked: the framing and CRC are not checked again; the records section is, in
+/// full, as always.
+pub fn decode_validated(batch: ValidatedBatch<'_>) -> Result<DecodedBatch, RecordError> {
+    decode_records(*batch.header(), batch.bytes(), DEFAULT_MAX_UNCOMPRESSED)
+}
+
+/// Decodes the records of `batch`, whose `header` is checked.
+fn decode_records(
+    header: BatchHeader,
+    batch: &[u8],
+    max_uncompressed: usize,
+) -> Result<DecodedBatch, RecordError> {
+    let codec = Compression::from_id(header.compression())?;
     let section = codec.decompress_cow(&batch[HEADER_LEN..], max_uncompressed)?;
     let declared = usize::try_from(header.record_count).unwrap_or(0);
     let mut records = Vec::with_capacity(declared.min(section.len() / MIN_RECORD_LEN));

@@ -203,6 +203,71 @@ mod headers {
     }
 }
 
+/// Batches checked once and carried with their check.
+mod validated {
+    use herald_format::batch::validate_batches;
+    use herald_format::records::decode_validated;
+
+    use super::*;
+
+    #[test]
+    fn assigned_offsets_keep_every_batch_valid_and_decode_like_decode_batch() {
+        let mut bytes = build(Compression::Lz4, &sample_inputs());
+        bytes.extend_from_slice(&build(Compression::None, &sample_inputs()[..1]));
+        let mut checked = validate_batches(bytes).unwrap();
+        assert_eq!(checked.assign_offsets(40, 7), 44);
+        let positions: Vec<_> = checked.headers().iter().map(|(pos, _)| *pos).collect();
+        assert_eq!(checked.batches().len(), 2);
+        for (batch, pos) in checked.batches().zip(positions) {
+            let header = batch::validate(batch.bytes()).expect("still valid");
+            assert_eq!(&header, batch.header());
+            assert_eq!(
+                batch.bytes(),
+                &checked.bytes()[pos..pos + header.total_len()]
+            );
+            assert_eq!(
+                decode_validated(batch).unwrap(),
+                decode_batch(batch.bytes()).unwrap()
+            );
+        }
+        let bases: Vec<_> = checked
+            .headers()
+            .iter()
+            .map(|(_, h)| h.base_offset)
+            .collect();
+        assert_eq!(bases, [40, 43]);
+        assert!(
+            checked
+                .headers()
+                .iter()
+                .all(|(_, h)| h.partition_leader_epoch == 7)
+        );
+    }
+
+    #[test]
+    fn refused_bytes_come_back_with_the_position_and_the_reason() {
+        let good = build(Compression::None, &sample_inputs());
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&good);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let refused = validate_batches(bytes.clone()).unwrap_err();
+        assert_eq!(refused.position, good.len());
+        assert!(matches!(refused.error, batch::BatchError::BadCrc { .. }));
+        assert_eq!(refused.bytes, bytes);
+    }
+
+    #[test]
+    fn a_validated_batch_with_bad_records_is_still_an_error() {
+        let good = build(Compression::None, &sample_inputs());
+        // Valid framing and CRC around a records section that is not records.
+        let bytes = reframe(&good, 0, 1, &[0x7f; 3]);
+        let checked = validate_batches(&bytes[..]).unwrap();
+        let batch = checked.batches().next().unwrap();
+        assert!(decode_validated(batch).is_err());
+    }
+}
+
 /// Batches cross to and from kafka-protocol, every codec both ways.
 #[path = "records/kafka_protocol_interop.rs"]
 mod kafka_protocol_interop;
