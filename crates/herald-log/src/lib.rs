@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod checkpoint;
+mod clock;
 pub mod config;
 pub mod error;
 mod index;
@@ -45,6 +46,5 @@ mod tests;
 
 pub use config::{Durability, LogConfig};
 pub use error::LogError;
-pub use log::{
-    AppendInfo, Log, PendingAppend, ReadResult, RecoveryReport, RetentionOutcome, TimestampOffset,
-};
+pub use log::{AppendInfo, Log, PendingAppend, ReadResult, RetentionOutcome, TimestampOffset};
+pub use recovery::RecoveryReport;

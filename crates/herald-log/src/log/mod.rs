@@ -14,16 +14,17 @@ use std::{
     path::Path,
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::JoinHandle,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
 use herald_format::batch;
 
 use crate::{
     checkpoint::{CheckpointData, RecoveryPoint},
+    clock::now_ms,
     config::{Durability, LogConfig},
     error::{LogError, Result},
-    recovery,
+    recovery::{self, RecoveryReport},
     segment::Segment,
 };
 
@@ -38,21 +39,6 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     /// Bytes written.
     pub bytes: usize,
-}
-
-/// What opening the log had to do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The previous shutdown was clean and nothing had to be scanned.
-    pub clean_shutdown: bool,
-    /// Bytes of segment data read and checked.
-    pub bytes_scanned: u64,
-    /// Bytes of torn tail cut off the last segment.
-    pub truncated_bytes: u64,
-    /// Segments whose index files were missing or damaged and were rebuilt.
-    pub indexes_rebuilt: usize,
-    /// Segments found.
-    pub segments: usize,
 }
 
 /// A durable, segmented, append-only log of Kafka v2 record batches.
@@ -72,12 +58,6 @@ impl std::fmt::Debug for Log {
             .field("dir", &self.shared.dir)
             .finish()
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Log {
