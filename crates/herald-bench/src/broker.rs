@@ -24,7 +24,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_log::{Durability, Log, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::{Durability, Log};
 use serde_json::json;
 
 use crate::{

@@ -19,7 +19,8 @@ use std::{
 };
 
 use herald_broker::{Broker, BrokerConfig, BrokerHandle, NewTopic};
-use herald_log::{LogConfig, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::LogConfig;
 use rdkafka::{
     ClientConfig, ClientContext, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer as _},

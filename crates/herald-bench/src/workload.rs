@@ -13,11 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_log::{
-    Durability, Log, LogConfig, PendingAppend,
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression},
 };
+use herald_log::{Durability, Log, LogConfig, PendingAppend};
 
 use crate::{BenchError, Result};
 

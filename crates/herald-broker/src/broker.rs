@@ -236,7 +236,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: i32,
-        mut records: bytes::BytesMut,
+        records: bytes::BytesMut,
     ) -> Result<PendingProduce, ProduceError> {
         let Some(p) = self.core.topics.partition(topic, partition) else {
             return Err(ProduceError::UnknownTopicOrPartition {
@@ -245,15 +245,16 @@ impl Broker {
             });
         };
         let c = &self.core;
-        crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, &records)
-            .await?;
+        let batch =
+            crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, records)
+                .await?;
         let core = self.core.clone();
         let part = p.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            part.append(&mut records, |pid| core.producer_ids.is_known(pid))
+            batch.append_to(&part, |pid| core.producer_ids.is_known(pid))
         })
         .await
-        .map_err(|e| ProduceError::Storage(task_failed("append task", e)))??;
+        .map_err(|e| ProduceError::Storage(task_failed("append a produced batch", e)))??;
         Ok(match outcome {
             AppendOutcome::Duplicate { base_offset } => PendingProduce {
                 partition: p,
@@ -295,15 +296,14 @@ impl Broker {
         };
         tokio::task::spawn_blocking(move || p.read(offset, max_bytes))
             .await
-            .map_err(|e| ReadError::Storage(task_failed("read task", e)))?
+            .map_err(|e| ReadError::Storage(task_failed("read a partition", e)))?
     }
 }
 
 fn task_failed(op: &'static str, e: tokio::task::JoinError) -> LogError {
-    LogError::Io {
+    LogError::TaskJoin {
         op,
-        path: Default::default(),
-        source: std::io::Error::other(e.to_string()),
+        reason: e.to_string(),
     }
 }
 
@@ -362,10 +362,9 @@ impl PendingProduce {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(ProduceError::Storage(LogError::Io {
+                return Err(ProduceError::Storage(LogError::Timeout {
                     op: "wait for the original of a retried batch to become durable",
-                    path: Default::default(),
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    after: DUPLICATE_DURABILITY_WAIT,
                 }));
             }
         }

@@ -3,7 +3,8 @@
 
 use std::{io, net::SocketAddr, path::PathBuf};
 
-use herald_log::{LogError, batch::BatchError};
+use herald_format::batch::BatchError;
+use herald_log::LogError;
 use kafka_protocol::ResponseError;
 use thiserror::Error;
 
@@ -235,5 +236,44 @@ impl From<LogError> for ReadError {
             e @ LogError::OffsetOutOfRange { .. } => ReadError::OffsetOutOfRange(e),
             e => ReadError::Storage(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A blocking task that did not finish and a wait that gave up are storage errors to
+    /// a client, as they were when they were dressed as I/O errors, and say what happened.
+    #[test]
+    fn join_and_timeout_failures_are_storage_errors_that_name_the_operation() {
+        let join = ProduceError::Storage(LogError::TaskJoin {
+            op: "append a produced batch",
+            reason: "task 7 panicked".into(),
+        });
+        let timeout = ProduceError::Storage(LogError::Timeout {
+            op: "wait for the original of a retried batch to become durable",
+            after: Duration::from_secs(30),
+        });
+        for e in [&join, &timeout] {
+            assert_eq!(e.kafka_code(9), ResponseError::KafkaStorageError.code());
+        }
+        assert_eq!(
+            join.to_string(),
+            "storage error: append a produced batch: the task running it did not finish: task \
+             7 panicked"
+        );
+        assert_eq!(
+            timeout.to_string(),
+            "storage error: wait for the original of a retried batch to become durable: timed \
+             out after 30s"
+        );
+        let read = ReadError::from(LogError::TaskJoin {
+            op: "read a partition",
+            reason: "task 8 was cancelled".into(),
+        });
+        assert_eq!(read.kafka_code(), ResponseError::KafkaStorageError.code());
     }
 }

@@ -16,7 +16,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, TryGetError};
-use herald_log::{batch, records::decode_batch};
+use herald_format::{batch, records::decode_batch};
 use kafka_protocol::{
     messages::{
         ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
@@ -53,7 +53,7 @@ pub struct Decoded {
 /// goes through the checks of `handlers::handle_frame`: the fixed header prefix, the API
 /// key, the request header, then the request body of every API the broker dispatches, at
 /// every version kafka-protocol decodes (a superset of what the broker advertises).
-/// Produce records go through the broker's batch checks (`herald_log::batch::validate_all`)
+/// Produce records go through the broker's batch checks (`herald_format::batch::validate_all`)
 /// and, when those pass, through `decode_batch`. Bodies that would trip the upstream
 /// over-allocation (module docs) are counted in [`Decoded::skipped`] instead.
 pub fn decode_request(input: &[u8]) -> Decoded {

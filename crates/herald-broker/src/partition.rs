@@ -9,10 +9,8 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use herald_log::{
-    Log, LogConfig, LogError, PendingAppend, ReadResult, TimestampOffset,
-    batch::{self, BatchHeader, ValidatedBatches},
-};
+use herald_format::batch::{self, BatchHeader, ValidatedBatches};
+use herald_log::{Log, LogConfig, LogError, PendingAppend, ReadResult, TimestampOffset};
 use tokio::sync::Notify;
 
 use crate::{
@@ -137,7 +135,20 @@ impl Partition {
         records: &mut [u8],
         known_producer: impl Fn(i64) -> bool,
     ) -> Result<AppendOutcome, ProduceError> {
-        let (header, checked) = check_one_batch(records)?;
+        let mut checked =
+            batch::validate_batches(records).map_err(|e| ProduceError::Corrupt(e.error))?;
+        self.append_validated(&mut checked, known_producer)
+    }
+
+    /// [`append`](Self::append) of bytes already checked in full (CRC included), which
+    /// are not checked again: the rest of the produce checks (one batch, not
+    /// transactional, size, producer id and sequence) run as in `append`.
+    pub fn append_validated<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        checked: &mut ValidatedBatches<B>,
+        known_producer: impl Fn(i64) -> bool,
+    ) -> Result<AppendOutcome, ProduceError> {
+        let header = one_batch(checked)?;
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         self.with_log(
             || ProduceError::UnknownTopicOrPartition {
@@ -146,11 +157,9 @@ impl Partition {
             },
             |log| {
                 let max = log.config().max_batch_bytes;
-                if records.len() > max as usize {
-                    return Err(ProduceError::TooLarge {
-                        size: records.len(),
-                        max,
-                    });
+                let size = checked.bytes().len();
+                if size > max as usize {
+                    return Err(ProduceError::TooLarge { size, max });
                 }
                 if header.producer_id >= 0 && !known_producer(header.producer_id) {
                     return Err(ProduceError::UnknownProducerId(header.producer_id));
@@ -161,7 +170,7 @@ impl Partition {
                     }
                     SequenceCheck::Append => {
                         let pending = log
-                            .append_validated(records, &checked)
+                            .append_validated(checked)
                             .map_err(ProduceError::Storage)?;
                         producers.record(&header, pending.info().base_offset as i64);
                         self.log_end
@@ -242,7 +251,7 @@ impl Partition {
                 })?;
                 let Some(best) = best else { return Ok(None) };
                 let raw = log.read(best.base_offset as u64, 1)?;
-                let decoded = herald_log::records::decode_batch(&raw.bytes).map_err(|e| {
+                let decoded = herald_format::records::decode_batch(&raw.bytes).map_err(|e| {
                     ReadError::Storage(LogError::Corrupt {
                         path: log.dir().to_path_buf(),
                         position: 0,
@@ -310,29 +319,23 @@ impl Partition {
     }
 }
 
-/// Checks that `records` is exactly one valid, non-transactional v2 batch.
-/// Checks a produced batch in full (CRC included), once: the result goes to
-/// [`Log::append_validated`], which does not recompute the CRC.
-fn check_one_batch(records: &[u8]) -> Result<(BatchHeader, ValidatedBatches), ProduceError> {
-    let batches = batch::validate_batches(records).map_err(|(_, e)| ProduceError::Corrupt(e))?;
-    if batches.headers().len() != 1 {
-        return Err(ProduceError::BatchCount(batches.headers().len()));
-    }
-    let header = batches.headers()[0].1;
+/// Checks that checked bytes are exactly one non-transactional v2 batch; its header.
+fn one_batch<B: AsRef<[u8]>>(checked: &ValidatedBatches<B>) -> Result<BatchHeader, ProduceError> {
+    let [(_, header)] = checked.headers() else {
+        return Err(ProduceError::BatchCount(checked.headers().len()));
+    };
     if header.is_transactional() || header.is_control() {
         return Err(ProduceError::Transactional);
     }
-    Ok((header, batches))
+    Ok(*header)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use herald_log::{
-        Durability,
-        records::{BatchBuilder, Compression},
-    };
+    use herald_format::records::{BatchBuilder, Compression};
+    use herald_log::Durability;
 
     use super::*;
 

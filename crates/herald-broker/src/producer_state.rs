@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use herald_log::batch::BatchHeader;
+use herald_format::batch::BatchHeader;
 
 /// How many batches per producer Kafka (and so every client) expects to be remembered.
 pub const BATCHES_PER_PRODUCER: usize = 5;

@@ -33,7 +33,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_log::{AppendInfo, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::AppendInfo;
 use kafka_protocol::messages::{ApiKey, fetch_response::FetchableTopicResponse};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -396,7 +397,7 @@ impl GroupLag<'_> {
 
 #[cfg(test)]
 mod tests {
-    use herald_log::records::{BatchBuilder, Compression};
+    use herald_format::records::{BatchBuilder, Compression};
 
     use super::*;
 

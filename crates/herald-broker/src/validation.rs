@@ -27,9 +27,18 @@
 
 use std::{fmt, sync::Arc};
 
-use herald_log::records::decode_batch;
+use bytes::BytesMut;
+use herald_format::{
+    batch::{self, ValidatedBatches},
+    records::{DecodedBatch, RecordError, decode_batch, decode_validated},
+};
 
-use crate::{error::ProduceError, topic_config, topics::TopicManager};
+use crate::{
+    error::ProduceError,
+    partition::{AppendOutcome, Partition},
+    topic_config,
+    topics::TopicManager,
+};
 
 /// The Confluent wire format's first byte.
 pub const MAGIC_BYTE: u8 = 0;
@@ -71,22 +80,49 @@ impl fmt::Debug for SchemaIdCheckSlot {
 
 pub use crate::topic_config::Validation;
 
+/// A produced batch after the topic's schema check, on its way to its partition.
+#[derive(Debug)]
+pub(crate) enum ProducedBatch {
+    /// As received (the topic validates nothing): the append checks it in full.
+    Unchecked(BytesMut),
+    /// Checked in full (CRC included) by the schema check, which had to decode it: the
+    /// append does not compute its CRC again.
+    Validated(ValidatedBatches<BytesMut>),
+}
+
+impl ProducedBatch {
+    /// Appends the batch to `partition` (see [`Partition::append`]).
+    pub(crate) fn append_to(
+        self,
+        partition: &Partition,
+        known_producer: impl Fn(i64) -> bool,
+    ) -> Result<AppendOutcome, ProduceError> {
+        match self {
+            ProducedBatch::Unchecked(mut records) => partition.append(&mut records, known_producer),
+            ProducedBatch::Validated(mut checked) => {
+                partition.append_validated(&mut checked, known_producer)
+            }
+        }
+    }
+}
+
 /// Checks every record of one produced batch (any compression) for a topic that asks
-/// for validation. `Ok` when the topic validates nothing.
+/// for validation, and hands the batch on. A topic that validates nothing passes it on
+/// unchecked.
 pub(crate) async fn check_produce(
     slot: &SchemaIdCheckSlot,
     topics: &TopicManager,
     topic: &str,
-    batch: &[u8],
-) -> Result<(), ProduceError> {
+    batch: BytesMut,
+) -> Result<ProducedBatch, ProduceError> {
     let Some(t) = topics.get(topic) else {
-        return Ok(());
+        return Ok(ProducedBatch::Unchecked(batch));
     };
     // On every produce: read the overrides in place rather than cloning them.
     let validation =
         topic_config::schema_validation(&t.configs.read().unwrap_or_else(|p| p.into_inner()));
     if !validation.any() {
-        return Ok(());
+        return Ok(ProducedBatch::Unchecked(batch));
     }
     let Some(check) = slot.0.clone() else {
         return Err(ProduceError::SchemaValidation(format!(
@@ -95,11 +131,34 @@ pub(crate) async fn check_produce(
         )));
     };
     let topic = topic.to_string();
-    let batch = batch.to_vec();
-    tokio::task::spawn_blocking(move || validate_batch(check.as_ref(), &topic, validation, &batch))
+    tokio::task::spawn_blocking(move || check_batch(check.as_ref(), &topic, validation, batch))
         .await
         .map_err(|e| ProduceError::SchemaValidation(format!("validation task failed: {e}")))?
         .map_err(ProduceError::SchemaValidation)
+}
+
+/// [`validate_batch`] that keeps the check of the batch's framing and CRC for the append.
+/// Bytes that are not exactly one valid batch are refused by decoding them, with the
+/// reason [`validate_batch`] gives.
+fn check_batch(
+    check: &dyn SchemaIdCheck,
+    topic: &str,
+    validation: Validation,
+    batch: BytesMut,
+) -> Result<ProducedBatch, String> {
+    let bytes = match batch::validate_batches(batch) {
+        Ok(checked) if checked.headers().len() == 1 => {
+            for one in checked.batches() {
+                let decoded = decode_validated(one).map_err(cannot_read)?;
+                check_records(check, topic, validation, &decoded)?;
+            }
+            return Ok(ProducedBatch::Validated(checked));
+        }
+        Ok(checked) => checked.into_inner(),
+        Err(refused) => refused.bytes,
+    };
+    validate_batch(check, topic, validation, &bytes)?;
+    Ok(ProducedBatch::Unchecked(bytes))
 }
 
 /// Checks one batch; the error names the first bad record and why.
@@ -109,7 +168,20 @@ pub fn validate_batch(
     validation: Validation,
     batch: &[u8],
 ) -> Result<(), String> {
-    let decoded = decode_batch(batch).map_err(|e| format!("cannot read the batch: {e}"))?;
+    let decoded = decode_batch(batch).map_err(cannot_read)?;
+    check_records(check, topic, validation, &decoded)
+}
+
+fn cannot_read(e: RecordError) -> String {
+    format!("cannot read the batch: {e}")
+}
+
+fn check_records(
+    check: &dyn SchemaIdCheck,
+    topic: &str,
+    validation: Validation,
+    decoded: &DecodedBatch,
+) -> Result<(), String> {
     let key_subject = format!("{topic}-key");
     let value_subject = format!("{topic}-value");
     for (index, record) in decoded.records.iter().enumerate() {
@@ -161,7 +233,7 @@ fn check_one(check: &dyn SchemaIdCheck, subject: &str, bytes: &[u8]) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use herald_log::records::{BatchBuilder, Compression};
+    use herald_format::records::{BatchBuilder, Compression};
 
     use super::*;
 
@@ -254,5 +326,25 @@ mod tests {
         );
         let err = validate_batch(&Fixed, "t", both, &bad).unwrap_err();
         assert!(err.contains("its key") && err.contains("t-key"), "{err}");
+    }
+
+    /// The schema check of a produce keeps its check of the batch for the append, and
+    /// refuses what is not one valid batch exactly as `validate_batch` does.
+    #[test]
+    fn the_produce_check_hands_on_one_checked_batch_and_refuses_the_rest_as_before() {
+        let good = batch(&[(None, Some(framed(1, b"a")))], Compression::Snappy);
+        match check_batch(&Fixed, "t", VALUE, BytesMut::from(&good[..])).unwrap() {
+            ProducedBatch::Validated(checked) => assert_eq!(checked.bytes(), good),
+            other => panic!("expected a validated batch, got {other:?}"),
+        }
+        let bad_record = batch(&[(None, Some(framed(99, b"a")))], Compression::None);
+        let mut corrupt = good.clone();
+        *corrupt.last_mut().unwrap() ^= 0xff;
+        let mut two = good.clone();
+        two.extend_from_slice(&good);
+        for bytes in [bad_record, corrupt, two, good[..20].to_vec()] {
+            let err = check_batch(&Fixed, "t", VALUE, BytesMut::from(&bytes[..])).unwrap_err();
+            assert_eq!(err, validate_batch(&Fixed, "t", VALUE, &bytes).unwrap_err());
+        }
     }
 }

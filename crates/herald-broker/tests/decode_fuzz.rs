@@ -22,7 +22,7 @@ use herald_broker::{
     Broker, BrokerConfig,
     fuzzing::{Decoded, decode_request, decode_request_unguarded},
 };
-use herald_log::records::{BatchBuilder, Compression, Header};
+use herald_format::records::{BatchBuilder, Compression, Header};
 use kafka_protocol::{
     messages::{
         ApiKey, ApiVersionsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,

@@ -250,7 +250,7 @@ async fn produced_records_come_back_decoded() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{produced}");
-    let p1 = herald_log::partitioner::partition_for_key(b"order-1", 3) as i64;
+    let p1 = herald_format::partitioner::partition_for_key(b"order-1", 3) as i64;
     let offsets = produced["offsets"].as_array().unwrap();
     assert_eq!(offsets[0], json!({"partition": p1, "offset": 0}));
     assert_eq!(offsets[1], json!({"partition": p1, "offset": 1}));

@@ -1,10 +1,10 @@
 //! Errors of log operations.
 
-use std::{io, path::PathBuf, sync::Arc};
+use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
 use thiserror::Error;
 
-use crate::batch::BatchError;
+use herald_format::batch::BatchError;
 
 /// What went wrong in a log operation. Each variant carries what a user needs to act.
 #[derive(Debug, Error)]
@@ -74,6 +74,23 @@ pub enum LogError {
     /// A configuration value is out of range.
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),
+    /// A log operation handed to another thread (a blocking task) panicked or was
+    /// cancelled before it returned; whether it took effect is unknown.
+    #[error("{op}: the task running it did not finish: {reason}")]
+    TaskJoin {
+        /// What the task was doing.
+        op: &'static str,
+        /// Why it did not finish, as the task runtime reports it.
+        reason: String,
+    },
+    /// A wait on the log gave up.
+    #[error("{op}: timed out after {after:?}")]
+    Timeout {
+        /// What was being waited for.
+        op: &'static str,
+        /// How long it waited.
+        after: Duration,
+    },
 }
 
 impl LogError {

@@ -13,10 +13,12 @@
 //!   is refused with an error naming the file and byte.
 //! - A failed fsync poisons the log: every later write fails until it is reopened.
 //!
-//! The byte layout of every file is in `docs/design.md`.
+//! The byte layout of every file is in `docs/design.md`; the batch format itself (and
+//! building and decoding batches) is `herald-format`'s.
 //!
 //! ```
-//! use herald_log::{Log, LogConfig, records::{BatchBuilder, Compression}};
+//! use herald_format::records::{BatchBuilder, Compression};
+//! use herald_log::{Log, LogConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let log = Log::open(dir.path(), LogConfig::default())?;
@@ -31,14 +33,12 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod batch;
 mod checkpoint;
+mod clock;
 pub mod config;
 pub mod error;
 mod index;
 mod log;
-pub mod partitioner;
-pub mod records;
 mod recovery;
 mod segment;
 #[cfg(test)]
@@ -46,6 +46,5 @@ mod tests;
 
 pub use config::{Durability, LogConfig};
 pub use error::LogError;
-pub use log::{
-    AppendInfo, Log, PendingAppend, ReadResult, RecoveryReport, RetentionOutcome, TimestampOffset,
-};
+pub use log::{AppendInfo, Log, PendingAppend, ReadResult, RetentionOutcome, TimestampOffset};
+pub use recovery::RecoveryReport;

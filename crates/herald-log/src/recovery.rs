@@ -18,9 +18,23 @@ use crate::{
     checkpoint::{Checkpoint, CheckpointData, RecoveryPoint},
     config::LogConfig,
     error::{LogError, Result},
-    log::RecoveryReport,
     segment::Segment,
 };
+
+/// What opening the log had to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous shutdown was clean and nothing had to be scanned.
+    pub clean_shutdown: bool,
+    /// Bytes of segment data read and checked.
+    pub bytes_scanned: u64,
+    /// Bytes of torn tail cut off the last segment.
+    pub truncated_bytes: u64,
+    /// Segments whose index files were missing or damaged and were rebuilt.
+    pub indexes_rebuilt: usize,
+    /// Segments found.
+    pub segments: usize,
+}
 
 /// Name of the lock file inside a log directory.
 pub(crate) const LOCK_FILE: &str = ".lock";

@@ -12,8 +12,9 @@ use std::{
     },
 };
 
+use herald_format::batch::{self, BatchHeader, HEADER_LEN};
+
 use crate::{
-    batch::{self, BatchHeader, HEADER_LEN},
     error::{LogError, Result},
     index::Indexes,
 };
@@ -115,7 +116,7 @@ impl Segment {
         let meta = self.file.metadata().ok();
         meta.and_then(|m| m.created().or_else(|_| m.modified()).ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or_else(crate::log::now_ms, |d| d.as_millis() as i64)
+            .map_or_else(crate::clock::now_ms, |d| d.as_millis() as i64)
     }
 
     /// Length of the file on disk, which after a crash may exceed the valid size.
@@ -139,7 +140,7 @@ impl Segment {
         let max_ts = self.max_timestamp().max(header.max_timestamp);
         if self.created_ms() == i64::MIN {
             self.created_ms
-                .store(crate::log::now_ms(), Ordering::Release);
+                .store(crate::clock::now_ms(), Ordering::Release);
         }
         self.indexes.write().expect("index lock").on_batch(
             rel,

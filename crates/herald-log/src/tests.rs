@@ -2,10 +2,9 @@
 
 use std::sync::{Arc, atomic::Ordering, mpsc};
 
-use crate::{
-    Durability, Log, LogConfig, LogError,
-    records::{BatchBuilder, Compression},
-};
+use herald_format::records::{BatchBuilder, Compression};
+
+use crate::{Durability, Log, LogConfig, LogError};
 
 fn one_record(value: &[u8]) -> Vec<u8> {
     let now = std::time::SystemTime::now()

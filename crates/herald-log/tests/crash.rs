@@ -16,7 +16,8 @@ mod common;
 use std::{fs, path::Path};
 
 use common::{read_all, tagged};
-use herald_log::{Durability, Log, LogConfig, LogError, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::{Durability, Log, LogConfig, LogError};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn config(durability: Durability) -> LogConfig {
@@ -83,10 +84,10 @@ fn garble_tail(dir: &Path, next_offset: u64, rng: &mut StdRng) -> Vec<u64> {
             0 => {
                 let tag = 1_000_000 + offset;
                 let mut b = tagged(tag, 5);
-                herald_log::batch::set_base_offset(&mut b, offset as i64);
-                herald_log::batch::set_partition_leader_epoch(
+                herald_format::batch::set_base_offset(&mut b, offset as i64);
+                herald_format::batch::set_partition_leader_epoch(
                     &mut b,
-                    herald_log::batch::STORED_LEADER_EPOCH,
+                    herald_format::batch::STORED_LEADER_EPOCH,
                 );
                 tail.extend_from_slice(&b);
                 if still_valid {
@@ -96,7 +97,7 @@ fn garble_tail(dir: &Path, next_offset: u64, rng: &mut StdRng) -> Vec<u64> {
             }
             1 => {
                 let mut b = tagged(7, 5);
-                herald_log::batch::set_base_offset(&mut b, offset as i64);
+                herald_format::batch::set_base_offset(&mut b, offset as i64);
                 let cut = rng.random_range(1..b.len());
                 tail.extend_from_slice(&b[..cut]);
                 still_valid = false;
@@ -220,7 +221,7 @@ fn flipped_byte_case(seed: u64) {
                 while pos < read.bytes.len() {
                     let h = BatchHeader::parse(&read.bytes[pos..]).unwrap();
                     let len = h.total_len();
-                    let decoded = herald_log::records::decode_batch(&read.bytes[pos..pos + len])
+                    let decoded = herald_format::records::decode_batch(&read.bytes[pos..pos + len])
                         .unwrap_or_else(|e| panic!("seed {seed}: damaged batch returned: {e}"));
                     for r in decoded.records {
                         let tag = u64::from_be_bytes(r.value.unwrap().try_into().unwrap());

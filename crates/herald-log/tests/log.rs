@@ -10,10 +10,8 @@ use std::{
 };
 
 use common::{batch, read_all, tagged};
-use herald_log::{
-    Durability, Log, LogConfig, LogError,
-    batch::{BatchError, BatchHeader},
-};
+use herald_format::batch::{BatchError, BatchHeader};
+use herald_log::{Durability, Log, LogConfig, LogError};
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -135,7 +133,7 @@ fn bad_batches_are_rejected_with_typed_errors_and_nothing_is_written() {
     });
 
     let mut bad_magic = batch(2, 10, 0);
-    bad_magic[herald_log::batch::MAGIC] = 1;
+    bad_magic[herald_format::batch::MAGIC] = 1;
     assert_rejected(&log, dir.path(), bad_magic, |e| {
         matches!(
             e,
@@ -583,29 +581,44 @@ fn destroy_removes_the_directory() {
 }
 
 /// `append_validated` writes batches checked once by `validate_batches` (the broker's
-/// path, which must look at a batch before appending it), and validates in full when it
-/// is handed other bytes than the ones checked: a corrupt batch is still refused whole.
+/// path, which must look at a batch before appending it), owned or borrowed, assigning
+/// offsets in them as `append` does; the bytes on disk are the checked bytes. Bytes the
+/// check refused never become a `ValidatedBatches`, and `append` still refuses them.
 #[test]
-fn append_validated_writes_checked_batches_and_revalidates_other_bytes() {
+fn append_validated_writes_checked_batches_owned_or_borrowed() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     let mut first = batch(3, 10, 1000);
-    let checked = herald_log::batch::validate_batches(&first).unwrap();
+    let mut checked = herald_format::batch::validate_batches(&mut first[..]).unwrap();
     assert_eq!(checked.headers().len(), 1);
-    let info = log
-        .append_validated(&mut first, &checked)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = log.append_validated(&mut checked).unwrap().wait().unwrap();
     assert_eq!((info.base_offset, info.last_offset), (0, 2));
-    // The check of one batch, handed a different (corrupt) batch of the same length.
-    let good = batch(3, 10, 2000);
-    let checked = herald_log::batch::validate_batches(&good).unwrap();
-    let mut corrupt = batch(3, 10, 3000);
+    assert_eq!(BatchHeader::parse(&first).unwrap().base_offset, 0);
+
+    let mut two = batch(2, 10, 2000);
+    two.extend_from_slice(&batch(1, 10, 3000));
+    let mut checked = herald_format::batch::validate_batches(two).unwrap();
+    let info = log.append_validated(&mut checked).unwrap().wait().unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (3, 5));
+    assert_eq!(
+        checked
+            .headers()
+            .iter()
+            .map(|(_, h)| h.base_offset)
+            .collect::<Vec<_>>(),
+        [3, 5]
+    );
+    assert_eq!(log.read(3, 1 << 20).unwrap().bytes, checked.bytes());
+
+    let mut corrupt = batch(3, 10, 4000);
     let crc_byte = 17; // inside the CRC field
     corrupt[crc_byte] ^= 0xff;
-    assert!(!checked.matches(&corrupt));
-    let err = log.append_validated(&mut corrupt, &checked).unwrap_err();
+    let refused = herald_format::batch::validate_batches(&mut corrupt[..]).unwrap_err();
+    assert!(
+        matches!(refused.error, BatchError::BadCrc { .. }),
+        "{refused:?}"
+    );
+    let err = log.append(&mut corrupt).unwrap_err();
     assert!(
         matches!(
             err,
@@ -618,7 +631,7 @@ fn append_validated_writes_checked_batches_and_revalidates_other_bytes() {
     );
     assert_eq!(
         read_all(&log).len(),
-        3,
+        6,
         "nothing of the corrupt batch was written"
     );
 }

@@ -6,11 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use herald_log::{
-    Durability, Log, LogConfig, LogError,
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, decode_batch},
 };
+use herald_log::{Durability, Log, LogConfig, LogError};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

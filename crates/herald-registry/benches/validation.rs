@@ -14,10 +14,8 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use herald_broker::validation::{Validation, validate_batch};
-use herald_log::{
-    Durability, Log, LogConfig,
-    records::{BatchBuilder, Compression},
-};
+use herald_format::records::{BatchBuilder, Compression};
+use herald_log::{Durability, Log, LogConfig};
 use herald_registry::{Registry, RegistryConfig, SchemaRequest, SchemaType};
 
 const RECORDS: usize = 100;

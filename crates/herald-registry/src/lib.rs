@@ -14,7 +14,7 @@
 //!   `confluent.value.schema.validation=true` refuse records whose schema id is not
 //!   registered under `<topic>-value`. The registry does not depend on the broker.
 //!
-//! The formats and the vocabulary are herald-schema's ([`format`] and [`types`] are
+//! The formats and the vocabulary are herald-schema's ([`format`](mod@format) and [`types`] are
 //! re-exported from it), as are the wire-format serializers a service uses: a client
 //! needs herald-schema only, never this server crate.
 //!

@@ -12,11 +12,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use herald_log::{
-    Durability, Log, LogConfig,
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, decode_batch},
 };
+use herald_log::{Durability, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{

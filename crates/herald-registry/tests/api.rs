@@ -637,7 +637,8 @@ async fn a_registry_log_record_it_cannot_read_stops_the_open_with_its_offset() {
     // Another program appends a record this version of Herald does not understand.
     let log =
         herald_log::Log::open(dir.join("registry"), herald_log::LogConfig::default()).unwrap();
-    let mut b = herald_log::records::BatchBuilder::new(herald_log::records::Compression::None);
+    let mut b =
+        herald_format::records::BatchBuilder::new(herald_format::records::Compression::None);
     b.push(
         0,
         Some(b"future".as_slice()),

@@ -15,7 +15,7 @@ mod id_check;
 use std::{collections::BTreeMap, path::PathBuf, process::Command, sync::Arc, time::Duration};
 
 use herald_broker::{Acks, Broker, BrokerConfig, NewTopic};
-use herald_log::{
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, decode_batch},
 };

@@ -30,10 +30,8 @@ use herald::{
     EmbeddedTransport, Envelope, Event, HandlerContext, MemoryInbox, RetryPolicy, Router,
     transport::{Admin, OutgoingRecord, Publisher, embedded::EmbeddedConfig},
 };
-use herald_log::{
-    Durability, Log, LogConfig,
-    records::{BatchBuilder, Compression, Header, decode_batch},
-};
+use herald_format::records::{BatchBuilder, Compression, decode_batch};
+use herald_log::{Durability, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -147,15 +145,7 @@ fn raw_run(iters: u64) -> Duration {
     for chunk in recs.chunks(BATCH) {
         let mut builder = BatchBuilder::new(Compression::None);
         for r in chunk {
-            let headers: Vec<Header> = r
-                .headers
-                .iter()
-                .map(|h| Header {
-                    key: h.key.clone(),
-                    value: h.value.clone(),
-                })
-                .collect();
-            builder.push(0, r.key.as_deref(), r.value.as_deref(), &headers);
+            builder.push(0, r.key.as_deref(), r.value.as_deref(), &r.headers);
         }
         let mut bytes = builder.build().expect("batch");
         log.append(&mut bytes).expect("append");
@@ -164,7 +154,7 @@ fn raw_run(iters: u64) -> Duration {
     let mut decoded = 0u64;
     while next < iters {
         let read = log.read(next, 1 << 20).expect("read");
-        let batches = herald_log::batch::validate_all(&read.bytes).expect("batches");
+        let batches = herald_format::batch::validate_all(&read.bytes).expect("batches");
         for (at, header) in batches {
             let batch = decode_batch(&read.bytes[at..at + header.total_len()]).expect("decode");
             decoded += batch.records.len() as u64;

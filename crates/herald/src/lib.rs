@@ -115,14 +115,20 @@
 
 pub mod correlation;
 pub mod dlq;
-pub mod envelope;
-pub mod event;
+/// The CloudEvents envelope and its mapping onto a record; defined in herald-format.
+#[doc(inline)]
+pub use herald_format::envelope;
+/// Typed events: a Rust type per event type, JSON on the wire; defined in herald-format.
+#[doc(inline)]
+pub use herald_format::event;
 pub mod inbox;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod resequencer;
 pub mod retry;
-pub mod rfc3339;
+/// RFC 3339 timestamps, as the envelope's `time` uses them; defined in herald-format.
+#[doc(inline)]
+pub use herald_format::rfc3339;
 pub mod router;
 pub mod telemetry;
 pub mod transport;

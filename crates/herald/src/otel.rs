@@ -53,6 +53,7 @@
 //! A producer outside any handler starts the trace with a span of its own: publish inside
 //! it and the event carries its context.
 
+use herald_format::client::OutgoingRecord;
 use opentelemetry::{
     Context,
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
@@ -116,7 +117,7 @@ pub(crate) fn trace_current(envelope: &mut Envelope) {
 }
 
 /// The record of `envelope`, with the current span's context unless it has its own.
-pub(crate) fn record_of(envelope: &Envelope) -> crate::transport::OutgoingRecord {
+pub(crate) fn record_of(envelope: &Envelope) -> OutgoingRecord {
     if envelope.traceparent.is_none() && current().is_some() {
         let mut traced = envelope.clone();
         trace_current(&mut traced);

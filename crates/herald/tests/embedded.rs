@@ -11,7 +11,8 @@ use herald::{
         Admin, Consumer, PublisherExt, Subscriber, TopicPartition, TopicReader, TransportError,
     },
 };
-use herald_log::{Log, LogConfig, records::decode_batch};
+use herald_format::records::decode_batch;
+use herald_log::{Log, LogConfig};
 
 #[tokio::test]
 async fn records_are_stored_as_kafka_v2_batches_in_one_log_per_partition() {

@@ -19,11 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_log::{
-    Durability, Log, PendingAppend,
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, decode_batch},
 };
+use herald_log::{Durability, Log, PendingAppend};
 
 use crate::{
     BenchError, Result,

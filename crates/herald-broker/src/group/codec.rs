@@ -2,7 +2,7 @@
 //! disk.
 //!
 //! Each commit (or deletion) is one record inside an ordinary Kafka v2 record batch,
-//! built with [`herald_log::records::BatchBuilder`] (uncompressed; the record timestamp is
+//! built with [`herald_format::records::BatchBuilder`] (uncompressed; the record timestamp is
 //! the commit time). One OffsetCommit request is one batch, so it is durable as a whole.
 //! Our own key and value layouts are little-endian fixed-width integers:
 //!
@@ -31,7 +31,7 @@
 //!
 //! The latest record for a key wins; replaying the log from its start rebuilds the table.
 
-use herald_log::records::{BatchBuilder, Compression, RecordError, decode_batch};
+use herald_format::records::{BatchBuilder, Compression, RecordError, decode_batch};
 
 /// What is stored for one (group, topic, partition).
 #[derive(Debug, Clone, PartialEq, Eq)]

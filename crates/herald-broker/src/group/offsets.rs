@@ -23,7 +23,8 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use herald_log::{Log, LogConfig, LogError, batch::BatchHeader};
+use herald_format::batch::BatchHeader;
+use herald_log::{Log, LogConfig, LogError};
 use tokio::sync::oneshot;
 
 use super::{
@@ -281,16 +282,14 @@ impl OffsetStore {
         }
         let table = Arc::clone(&self.table);
         let min = self.compaction_min_records;
-        let store_dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             let store = Compactor { table: &table, min };
             store.run(&log)
         })
         .await
-        .map_err(|e| LogError::Io {
+        .map_err(|e| LogError::TaskJoin {
             op: "snapshot committed offsets",
-            path: store_dir,
-            source: std::io::Error::other(e.to_string()),
+            reason: e.to_string(),
         })?
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use herald_api::groups::{
     AssignedTopic, GroupDetail, GroupList, GroupListEntry, Member, OffsetLag,
 };
-use herald_log::{batch::BatchHeader, records::decode_batch};
+use herald_format::{batch::BatchHeader, records::decode_batch};
 use kafka_protocol::{messages::ConsumerProtocolAssignment, protocol::Decodable};
 
 use super::{
@@ -204,7 +204,7 @@ pub(crate) async fn describe(
 
 #[cfg(test)]
 mod tests {
-    use herald_log::records::{BatchBuilder, Compression};
+    use herald_format::records::{BatchBuilder, Compression};
     use kafka_protocol::{
         messages::{TopicName, consumer_protocol_assignment::TopicPartition},
         protocol::{Encodable, StrBytes},
@@ -223,8 +223,8 @@ mod tests {
             .push(3_000, None, Some(b"c"), &[])
             .build()
             .unwrap();
-        herald_log::batch::set_base_offset(&mut a, 10);
-        herald_log::batch::set_base_offset(&mut b, 12);
+        herald_format::batch::set_base_offset(&mut a, 10);
+        herald_format::batch::set_base_offset(&mut b, 12);
         a.extend_from_slice(&b);
         assert_eq!(first_timestamp_at_or_after(&a, 10), Some(1_000));
         assert_eq!(first_timestamp_at_or_after(&a, 11), Some(2_000));

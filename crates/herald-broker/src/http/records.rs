@@ -16,7 +16,7 @@ use herald_api::records::{
     ConsumeQuery, ConsumeResponse, HeaderOut, HeadersIn, ProduceBody, ProduceResponse, RecordIn,
     RecordOffset, RecordOut,
 };
-use herald_log::{
+use herald_format::{
     batch::BatchHeader,
     records::{BatchBuilder, Compression, Header, decode_batch},
 };
@@ -28,7 +28,7 @@ use super::{
     error::{ApiError, JsonBody, Path, Query, codes},
 };
 use crate::{broker::Acks, telemetry::RecordsFetched, topic_config};
-use herald_log::partitioner::partition_for_key;
+use herald_format::partitioner::partition_for_key;
 
 /// Default and largest `max_bytes` of a consume request.
 const DEFAULT_MAX_BYTES: usize = 1 << 20;

@@ -1,4 +1,4 @@
-use herald_log::records::Compression;
+use herald_format::records::Compression;
 use kafka_protocol::{
     messages::{InitProducerIdRequest, InitProducerIdResponse, TransactionalId},
     protocol::StrBytes,

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use herald_log::records::{Compression, Header};
+use herald_format::records::{Compression, Header};
 use kafka_protocol::messages::{ApiKey, FetchResponse, MetadataRequest, ProduceResponse};
 
 use crate::common::{

@@ -1,7 +1,7 @@
 //! The idempotent producer: librdkafka with enable.idempotence=true, and the sequence
 //! checks over the raw protocol (InitProducerId, a replayed batch, a gap).
 
-use herald_log::records::Compression;
+use herald_format::records::Compression;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
 use crate::{

@@ -12,7 +12,7 @@ use std::{
 };
 
 use herald_broker::{Broker, BrokerConfig, BrokerHandle, NewTopic};
-use herald_log::{
+use herald_format::{
     batch::BatchHeader,
     records::{DecodedRecord, decode_batch},
 };

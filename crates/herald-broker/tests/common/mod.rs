@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use herald_broker::{Broker, BrokerConfig, BrokerHandle};
-use herald_log::records::{BatchBuilder, Compression, DecodedRecord, Header, decode_batch};
+use herald_format::records::{BatchBuilder, Compression, DecodedRecord, Header, decode_batch};
 use kafka_protocol::{
     messages::{
         ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, MetadataRequest,
@@ -323,7 +323,7 @@ pub(crate) fn batch_with(
 pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<DecodedRecord> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let header = herald_log::batch::BatchHeader::parse(bytes).unwrap();
+        let header = herald_format::batch::BatchHeader::parse(bytes).unwrap();
         let len = header.total_len();
         out.extend(decode_batch(&bytes[..len]).unwrap().records);
         bytes = &bytes[len..];
@@ -335,7 +335,7 @@ pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<DecodedRecord> {
 pub(crate) fn batch_offsets(mut bytes: &[u8]) -> Vec<i64> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let header = herald_log::batch::BatchHeader::parse(bytes).unwrap();
+        let header = herald_format::batch::BatchHeader::parse(bytes).unwrap();
         out.push(header.base_offset);
         bytes = &bytes[header.total_len()..];
     }

@@ -14,15 +14,17 @@ use std::{
     path::Path,
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::JoinHandle,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
+use herald_format::batch;
+
 use crate::{
-    batch,
     checkpoint::{CheckpointData, RecoveryPoint},
+    clock::now_ms,
     config::{Durability, LogConfig},
     error::{LogError, Result},
-    recovery,
+    recovery::{self, RecoveryReport},
     segment::Segment,
 };
 
@@ -37,21 +39,6 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     /// Bytes written.
     pub bytes: usize,
-}
-
-/// What opening the log had to do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The previous shutdown was clean and nothing had to be scanned.
-    pub clean_shutdown: bool,
-    /// Bytes of segment data read and checked.
-    pub bytes_scanned: u64,
-    /// Bytes of torn tail cut off the last segment.
-    pub truncated_bytes: u64,
-    /// Segments whose index files were missing or damaged and were rebuilt.
-    pub indexes_rebuilt: usize,
-    /// Segments found.
-    pub segments: usize,
 }
 
 /// A durable, segmented, append-only log of Kafka v2 record batches.
@@ -71,12 +58,6 @@ impl std::fmt::Debug for Log {
             .field("dir", &self.shared.dir)
             .finish()
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Log {
@@ -177,68 +158,55 @@ impl Log {
         if batches.is_empty() {
             return Err(LogError::EmptyAppend);
         }
-        let checked = batch::validate_batches(batches)
-            .map_err(|(position, source)| LogError::InvalidBatch { position, source })?;
-        self.write_checked(batches, checked.headers())
+        let mut checked = batch::validate_batches(batches).map_err(|e| LogError::InvalidBatch {
+            position: e.position,
+            source: e.error,
+        })?;
+        self.append_validated(&mut checked)
     }
 
     /// [`append_deferred`](Self::append_deferred) for batches the caller already checked
-    /// with [`batch::validate_batches`]: their CRCs are not computed again. Bytes that do
-    /// not match the check (another length, another header) are validated in full, so
-    /// invalid input is still rejected whole; the caller must not change the payload in
-    /// place between the check and this call.
-    pub fn append_validated(
+    /// with [`batch::validate_batches`]: their CRCs are not computed again. The check
+    /// holds the bytes it checked, so nothing else can be passed in its place; offsets
+    /// are assigned in them as in `append_deferred`.
+    pub fn append_validated<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
-        batches: &mut [u8],
-        checked: &batch::ValidatedBatches,
+        batches: &mut batch::ValidatedBatches<B>,
     ) -> Result<PendingAppend> {
-        if batches.is_empty() {
+        if batches.bytes().is_empty() {
             return Err(LogError::EmptyAppend);
         }
-        if !checked.matches(batches) {
-            return self.append_deferred(batches);
-        }
-        self.write_checked(batches, checked.headers())
-    }
-
-    /// Writes validated batches (`headers` from [`batch::validate_all`] of `batches`).
-    fn write_checked(
-        &self,
-        batches: &mut [u8],
-        headers: &[(usize, batch::BatchHeader)],
-    ) -> Result<PendingAppend> {
         let mut state = self.shared.lock();
         state.check_writable()?;
         let max = state.config.max_batch_bytes;
-        if let Some((_, h)) = headers.iter().find(|(_, h)| h.total_len() > max as usize) {
+        if let Some((_, h)) = batches
+            .headers()
+            .iter()
+            .find(|(_, h)| h.total_len() > max as usize)
+        {
             return Err(LogError::BatchTooLarge {
                 size: h.total_len(),
                 max,
             });
         }
-        let mut ready = self.maybe_roll(&mut state, batches.len() as u64)?;
+        let len = batches.bytes().len();
+        let mut ready = self.maybe_roll(&mut state, len as u64)?;
         let base_offset = state.next_offset;
-        let mut next = base_offset;
-        let mut max_timestamp = i64::MIN;
-        let mut assigned = Vec::with_capacity(headers.len());
-        for (pos, h) in headers {
-            batch::set_base_offset(&mut batches[*pos..], next as i64);
-            batch::set_partition_leader_epoch(&mut batches[*pos..], batch::STORED_LEADER_EPOCH);
-            let mut h = *h;
-            h.base_offset = next as i64;
-            next += h.last_offset_delta as u64 + 1;
-            max_timestamp = max_timestamp.max(h.max_timestamp);
-            assigned.push((*pos, h));
-        }
+        let next = batches.assign_offsets(base_offset as i64, batch::STORED_LEADER_EPOCH) as u64;
+        let max_timestamp = batches
+            .headers()
+            .iter()
+            .map(|(_, h)| h.max_timestamp)
+            .fold(i64::MIN, i64::max);
         let active = state.active().clone();
         let start = active.size();
         use std::os::unix::fs::FileExt;
         active
             .file
-            .write_all_at(batches, start)
+            .write_all_at(batches.bytes(), start)
             .map_err(|e| LogError::io("write segment", &active.path, e))?;
         let interval = state.config.index_interval_bytes;
-        for (pos, h) in &assigned {
+        for (pos, h) in batches.headers() {
             if let Err(e) = active.on_append(h, start + *pos as u64, interval) {
                 // The data is written but the in-memory view is half updated: refuse
                 // further writes rather than guess; reopening rebuilds from the file.
@@ -251,7 +219,7 @@ impl Log {
             base_offset,
             last_offset: next - 1,
             max_timestamp,
-            bytes: batches.len(),
+            bytes: len,
         };
         let point = state.write_point();
         ready.extend(match state.config.durability {
@@ -261,7 +229,7 @@ impl Log {
             },
             Durability::Never => state.advance_durable(point),
             Durability::GroupCommit { .. } => {
-                state.unsynced_bytes += batches.len() as u64;
+                state.unsynced_bytes += len as u64;
                 state.unsynced_since.get_or_insert_with(Instant::now);
                 self.shared.flusher_cv.notify_all();
                 Vec::new()

@@ -1,8 +1,9 @@
 //! Reads: whole batches by offset, timestamp lookups, header scans.
 
+use herald_format::batch::{self, BatchHeader};
+
 use super::{Log, state::State};
 use crate::{
-    batch::{self, BatchHeader},
     error::{LogError, Result},
     segment::Segment,
 };
@@ -147,7 +148,7 @@ impl Log {
                 expected = last + 1;
                 if header.max_timestamp >= timestamp && last >= log_start {
                     let raw = segment.read_at(pos, len as usize)?;
-                    let decoded = crate::records::decode_batch(&raw)
+                    let decoded = herald_format::records::decode_batch(&raw)
                         .map_err(|e| segment.corrupt(pos, e.to_string()))?;
                     let found = decoded.records.iter().find(|r| {
                         r.timestamp >= timestamp

@@ -3,10 +3,11 @@
 use std::sync::{Arc, MutexGuard};
 
 use super::{
-    Log, now_ms,
+    Log,
     state::{State, notify},
 };
 use crate::{
+    clock::now_ms,
     error::{LogError, Result},
     segment::Segment,
 };

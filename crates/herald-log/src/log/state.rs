@@ -138,7 +138,8 @@ pub(super) fn notify(
     }
 }
 
-/// A written append whose durability may still be pending (see [`Log::append_deferred`](crate::Log::append_deferred)).
+/// A written append whose durability may still be pending (see
+/// [`Log::append_deferred`](super::Log::append_deferred)).
 #[must_use = "an append is acknowledged only once it is durable: wait for it"]
 pub struct PendingAppend {
     pub(super) info: AppendInfo,

@@ -1,10 +1,8 @@
 //! Helpers shared by the herald-log integration tests.
 #![allow(dead_code)] // why: each test binary uses a different subset of the helpers
 
-use herald_log::{
-    Log,
-    records::{BatchBuilder, Compression, decode_batch},
-};
+use herald_format::records::{BatchBuilder, Compression, decode_batch};
+use herald_log::Log;
 
 /// A batch of `records` records of `size`-byte values, timestamps from `ts` upward.
 pub(crate) fn batch(records: usize, size: usize, ts: i64) -> Vec<u8> {
@@ -37,7 +35,7 @@ pub(crate) fn read_all(log: &Log) -> Vec<(u64, i64, Vec<u8>)> {
         );
         let mut pos = 0;
         while pos < read.bytes.len() {
-            let header = herald_log::batch::BatchHeader::parse(&read.bytes[pos..]).unwrap();
+            let header = herald_format::batch::BatchHeader::parse(&read.bytes[pos..]).unwrap();
             let len = header.total_len();
             let decoded = decode_batch(&read.bytes[pos..pos + len]).expect("valid stored batch");
             for r in decoded.records {

@@ -25,91 +25,19 @@ pub mod kafka;
 mod local;
 pub mod memory;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use bytes::Bytes;
 use thiserror::Error;
 
-pub use herald_log::partitioner::{murmur2, partition_for_key};
+pub use herald_format::{
+    Header,
+    client::{ConsumedRecord, OutgoingRecord, TopicPartition},
+    partitioner::{murmur2, partition_for_key},
+    records::header_str,
+};
 
 /// A boxed future, for the object-safe corners of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A record header. Keys may repeat; order is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Header {
-    /// Header key.
-    pub key: String,
-    /// Header value; `None` is a null value, distinct from an empty one.
-    pub value: Option<Vec<u8>>,
-}
-
-impl Header {
-    /// A header with a value.
-    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        Self {
-            key: key.into(),
-            value: Some(value.into()),
-        }
-    }
-
-    /// The value as UTF-8 text, if it is present and valid.
-    pub fn value_str(&self) -> Option<&str> {
-        self.value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-    }
-}
-
-/// The value of the last header named `key`, as text.
-pub fn header_str<'a>(headers: &'a [Header], key: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .rev()
-        .find(|h| h.key == key)
-        .and_then(Header::value_str)
-}
-
-/// One partition of one topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: String,
-    /// Partition number, from 0.
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    /// The partition `partition` of `topic`.
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
-
-/// A record to publish.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutgoingRecord {
-    /// Partition key; records with the same key go to the same partition, in order.
-    /// Records without a key are spread round-robin.
-    pub key: Option<Bytes>,
-    /// Payload; `None` is a null value.
-    pub value: Option<Bytes>,
-    /// Headers in order.
-    pub headers: Vec<Header>,
-    /// Timestamp in milliseconds since the epoch; `None` means now.
-    pub timestamp: Option<i64>,
-    /// An explicit partition, overriding the key's.
-    pub partition: Option<u32>,
-}
 
 /// Where a published record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,32 +46,6 @@ pub struct RecordPosition {
     pub partition: u32,
     /// Offset it was given.
     pub offset: u64,
-}
-
-/// A record read from a partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumedRecord {
-    /// Topic it was read from.
-    pub topic: String,
-    /// Partition it was read from.
-    pub partition: u32,
-    /// Its offset in that partition.
-    pub offset: u64,
-    /// Timestamp in milliseconds since the epoch.
-    pub timestamp: i64,
-    /// Key; `None` is null.
-    pub key: Option<Bytes>,
-    /// Value; `None` is null.
-    pub value: Option<Bytes>,
-    /// Headers in order.
-    pub headers: Vec<Header>,
-}
-
-impl ConsumedRecord {
-    /// The record's topic and partition.
-    pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(self.topic.clone(), self.partition)
-    }
 }
 
 /// An offset to commit: the next offset the group should read from `partition`, i.e. one
@@ -403,12 +305,5 @@ mod tests {
         for bad in ["", ".", "..", "orders/1", "ordérs", "a b", &"x".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn header_str_takes_the_last_value() {
-        let headers = vec![Header::new("a", "1"), Header::new("a", "2")];
-        assert_eq!(header_str(&headers, "a"), Some("2"));
-        assert_eq!(header_str(&headers, "b"), None);
     }
 }

@@ -7,17 +7,17 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use herald_log::{
-    Log, LogConfig, LogError,
+use herald_format::{
     batch::{BatchHeader, LOG_OVERHEAD},
     records::{self, BatchBuilder, Compression},
 };
+use herald_log::{Log, LogConfig, LogError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use super::meta_file;
 use crate::transport::{
-    BoxFuture, ConsumedRecord, Header, OutgoingRecord, Result, TopicPartition, TransportError,
+    BoxFuture, ConsumedRecord, OutgoingRecord, Result, TopicPartition, TransportError,
     local::{GroupOffsets, Storage},
 };
 
@@ -185,19 +185,11 @@ impl Storage for LogStorage {
         let log = self.log(partition)?;
         let mut builder = BatchBuilder::new(Compression::None);
         for r in records {
-            let headers: Vec<records::Header> = r
-                .headers
-                .iter()
-                .map(|h| records::Header {
-                    key: h.key.clone(),
-                    value: h.value.clone(),
-                })
-                .collect();
             builder.push(
                 r.timestamp.unwrap_or(now_ms),
                 r.key.as_deref(),
                 r.value.as_deref(),
-                &headers,
+                &r.headers,
             );
         }
         let mut batch = builder
@@ -268,14 +260,7 @@ impl Storage for LogStorage {
                             timestamp: r.timestamp,
                             key: r.key.map(Into::into),
                             value: r.value.map(Into::into),
-                            headers: r
-                                .headers
-                                .into_iter()
-                                .map(|h| Header {
-                                    key: h.key,
-                                    value: h.value,
-                                })
-                                .collect(),
+                            headers: r.headers,
                         }),
                 );
                 next = next.max(header.last_offset() as u64 + 1);

@@ -5,8 +5,8 @@
 //! (its snappy is xerial-framed like Java's, its lz4 is the C library). Its records keep
 //! headers in a map, so comparisons against it go through the same map.
 
-use herald_log::batch::{self, ATTRIBUTES, BATCH_LENGTH, CRC, HEADER_LEN, RECORD_COUNT};
-use herald_log::records::{
+use herald_format::batch::{self, ATTRIBUTES, BATCH_LENGTH, CRC, HEADER_LEN, RECORD_COUNT};
+use herald_format::records::{
     BatchBuilder, Compression, DEFAULT_MAX_UNCOMPRESSED, DecodedRecord, Header, Record,
     RecordError, decode_batch, decode_batch_with_limit, first_record_at_or_after,
 };
@@ -179,6 +179,92 @@ mod round_trip {
         let bytes = reframe(&valid, 0, 1, &section);
         let decoded = decode_batch(&bytes).unwrap();
         assert_eq!(decoded.records[0].headers, [Header::null("\u{fffd}")]);
+    }
+}
+
+/// Reading header values as text.
+mod headers {
+    use herald_format::records::header_str;
+
+    use super::*;
+
+    #[test]
+    fn header_str_takes_the_last_value() {
+        let headers = vec![Header::new("a", "1"), Header::new("a", "2")];
+        assert_eq!(header_str(&headers, "a"), Some("2"));
+        assert_eq!(header_str(&headers, "b"), None);
+    }
+
+    #[test]
+    fn value_str_is_none_for_null_and_non_utf8_values() {
+        assert_eq!(Header::new("k", "v").value_str(), Some("v"));
+        assert_eq!(Header::null("k").value_str(), None);
+        assert_eq!(Header::new("k", vec![0xff]).value_str(), None);
+    }
+}
+
+/// Batches checked once and carried with their check.
+mod validated {
+    use herald_format::batch::validate_batches;
+    use herald_format::records::decode_validated;
+
+    use super::*;
+
+    #[test]
+    fn assigned_offsets_keep_every_batch_valid_and_decode_like_decode_batch() {
+        let mut bytes = build(Compression::Lz4, &sample_inputs());
+        bytes.extend_from_slice(&build(Compression::None, &sample_inputs()[..1]));
+        let mut checked = validate_batches(bytes).unwrap();
+        assert_eq!(checked.assign_offsets(40, 7), 44);
+        let positions: Vec<_> = checked.headers().iter().map(|(pos, _)| *pos).collect();
+        assert_eq!(checked.batches().len(), 2);
+        for (batch, pos) in checked.batches().zip(positions) {
+            let header = batch::validate(batch.bytes()).expect("still valid");
+            assert_eq!(&header, batch.header());
+            assert_eq!(
+                batch.bytes(),
+                &checked.bytes()[pos..pos + header.total_len()]
+            );
+            assert_eq!(
+                decode_validated(batch).unwrap(),
+                decode_batch(batch.bytes()).unwrap()
+            );
+        }
+        let bases: Vec<_> = checked
+            .headers()
+            .iter()
+            .map(|(_, h)| h.base_offset)
+            .collect();
+        assert_eq!(bases, [40, 43]);
+        assert!(
+            checked
+                .headers()
+                .iter()
+                .all(|(_, h)| h.partition_leader_epoch == 7)
+        );
+    }
+
+    #[test]
+    fn refused_bytes_come_back_with_the_position_and_the_reason() {
+        let good = build(Compression::None, &sample_inputs());
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&good);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let refused = validate_batches(bytes.clone()).unwrap_err();
+        assert_eq!(refused.position, good.len());
+        assert!(matches!(refused.error, batch::BatchError::BadCrc { .. }));
+        assert_eq!(refused.bytes, bytes);
+    }
+
+    #[test]
+    fn a_validated_batch_with_bad_records_is_still_an_error() {
+        let good = build(Compression::None, &sample_inputs());
+        // Valid framing and CRC around a records section that is not records.
+        let bytes = reframe(&good, 0, 1, &[0x7f; 3]);
+        let checked = validate_batches(&bytes[..]).unwrap();
+        let batch = checked.batches().next().unwrap();
+        assert!(decode_validated(batch).is_err());
     }
 }
 

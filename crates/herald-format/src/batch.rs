@@ -249,45 +249,114 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(usize, BatchHeader)>, (usize, B
     Ok(out)
 }
 
-/// Concatenated batches that [`validate_batches`] checked (lengths, magic, CRC), for
-/// [`Log::append_validated`](crate::Log::append_validated), so that a caller that must
-/// look at a batch before appending it (a broker checking producer sequences) computes
-/// its CRC once, not twice.
+/// Concatenated batches checked in full by [`validate_batches`] (lengths, magic, CRC,
+/// header fields), holding the very bytes that were checked.
+///
+/// A caller that must look at a batch before storing it (a broker checking producer
+/// sequences or schema ids) checks it once and hands this on: herald-log's
+/// `Log::append_validated` and [`decode_validated`](crate::records::decode_validated)
+/// trust it without computing the CRC again. Because it owns (or exclusively borrows) the
+/// bytes, they cannot change behind it: the only rewrite it allows is
+/// [`assign_offsets`](Self::assign_offsets), of the two fields the CRC does not cover.
+/// `B` must give the same bytes from every `as_ref` and `as_mut` call, as `Vec<u8>`,
+/// `&mut [u8]` and `bytes::BytesMut` do.
 #[derive(Debug, Clone)]
-pub struct ValidatedBatches {
+pub struct ValidatedBatches<B> {
+    bytes: B,
     headers: Vec<(usize, BatchHeader)>,
-    len: usize,
 }
 
-impl ValidatedBatches {
+/// Bytes [`validate_batches`] refused, given back with where and why.
+#[derive(Debug, Clone)]
+pub struct InvalidBatches<B> {
+    /// The bytes that were checked.
+    pub bytes: B,
+    /// Byte position of the first bad batch within them.
+    pub position: usize,
+    /// What is wrong with it.
+    pub error: BatchError,
+}
+
+/// One batch of [`ValidatedBatches`]: its bytes and parsed header.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidatedBatch<'a> {
+    bytes: &'a [u8],
+    header: BatchHeader,
+}
+
+impl<'a> ValidatedBatch<'a> {
+    /// The whole batch, header included.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Its header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+}
+
+impl<B: AsRef<[u8]>> ValidatedBatches<B> {
     /// Each batch's position in the checked bytes, and its header.
     pub fn headers(&self) -> &[(usize, BatchHeader)] {
         &self.headers
     }
 
-    /// Whether `bytes` still look like what was checked: the same length, and at each
-    /// batch's position the same header apart from the two fields the log rewrites (base
-    /// offset and partition leader epoch). The CRC is not recomputed: this catches a
-    /// caller passing other bytes, not a payload changed in place after the check.
-    pub fn matches(&self, bytes: &[u8]) -> bool {
-        bytes.len() == self.len
-            && self.headers.iter().all(|(pos, checked)| {
-                BatchHeader::parse(&bytes[*pos..]).is_ok_and(|mut h| {
-                    h.base_offset = checked.base_offset;
-                    h.partition_leader_epoch = checked.partition_leader_epoch;
-                    h == *checked
-                })
+    /// The checked bytes (with the offsets and epoch given by
+    /// [`assign_offsets`](Self::assign_offsets), if it was called).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// The batches one by one.
+    pub fn batches(&self) -> impl ExactSizeIterator<Item = ValidatedBatch<'_>> {
+        let bytes = self.bytes.as_ref();
+        self.headers
+            .iter()
+            .map(move |(pos, header)| ValidatedBatch {
+                bytes: &bytes[*pos..*pos + header.total_len()],
+                header: *header,
             })
+    }
+
+    /// The bytes, giving up the check.
+    pub fn into_inner(self) -> B {
+        self.bytes
     }
 }
 
-/// [`validate_all`], keeping the result for
-/// [`Log::append_validated`](crate::Log::append_validated).
-pub fn validate_batches(bytes: &[u8]) -> Result<ValidatedBatches, (usize, BatchError)> {
-    Ok(ValidatedBatches {
-        headers: validate_all(bytes)?,
-        len: bytes.len(),
-    })
+impl<B: AsRef<[u8]> + AsMut<[u8]>> ValidatedBatches<B> {
+    /// Gives the batches consecutive offsets from `base_offset` and the partition leader
+    /// epoch `leader_epoch`, in the bytes and in [`headers`](Self::headers). Neither field
+    /// is covered by the CRC, so the batches stay valid. Returns one past the last offset
+    /// assigned.
+    pub fn assign_offsets(&mut self, base_offset: i64, leader_epoch: i32) -> i64 {
+        let bytes = self.bytes.as_mut();
+        let mut next = base_offset;
+        for (pos, header) in &mut self.headers {
+            set_base_offset(&mut bytes[*pos..], next);
+            set_partition_leader_epoch(&mut bytes[*pos..], leader_epoch);
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            next += i64::from(header.last_offset_delta) + 1;
+        }
+        next
+    }
+}
+
+/// [`validate_all`], keeping the bytes with the result as [`ValidatedBatches`]; refused
+/// bytes come back in the error.
+pub fn validate_batches<B: AsRef<[u8]>>(
+    bytes: B,
+) -> Result<ValidatedBatches<B>, InvalidBatches<B>> {
+    match validate_all(bytes.as_ref()) {
+        Ok(headers) => Ok(ValidatedBatches { bytes, headers }),
+        Err((position, error)) => Err(InvalidBatches {
+            bytes,
+            position,
+            error,
+        }),
+    }
 }
 
 /// The partition leader epoch the log stamps on every stored batch. A single node has one

@@ -20,7 +20,7 @@
 //! ([`DEFAULT_MAX_UNCOMPRESSED`]), and every malformation is a [`RecordError`].
 //!
 //! ```
-//! use herald_log::records::{decode_batch, BatchBuilder, Compression, Header};
+//! use herald_format::records::{decode_batch, BatchBuilder, Compression, Header};
 //!
 //! let batch = BatchBuilder::new(Compression::Lz4)
 //!     .push(1_000, Some(b"k".as_slice()), Some(b"v1".as_slice()), &[Header::new("h", "x")])
@@ -40,7 +40,9 @@ use std::io;
 
 use thiserror::Error;
 
-use crate::batch::{self, ATTR_TIMESTAMP_TYPE, BatchError, BatchHeader, HEADER_LEN};
+use crate::batch::{
+    self, ATTR_TIMESTAMP_TYPE, BatchError, BatchHeader, HEADER_LEN, ValidatedBatch,
+};
 pub use builder::BatchBuilder;
 pub use compression::{Compression, DEFAULT_MAX_UNCOMPRESSED};
 use varint::{Reader, put_varint, put_varlong, varint_len, varlong_len};
@@ -153,7 +155,8 @@ pub enum RecordError {
     EmptyBatch,
 }
 
-/// A record header. Keys may repeat; order is kept.
+/// A record header. Keys may repeat; order is kept. The one header type of Herald: the
+/// batch codec, the broker and the SDK (`herald::transport::Header`) all use it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     /// Header key.
@@ -178,6 +181,22 @@ impl Header {
             value: None,
         }
     }
+
+    /// The value as UTF-8 text, if it is present and valid.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// The value of the last header named `key`, as text.
+pub fn header_str<'a>(headers: &'a [Header], key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.key == key)
+        .and_then(Header::value_str)
 }
 
 /// One record as encoded inside a batch: positions relative to the batch header.
@@ -272,7 +291,24 @@ pub fn decode_batch_with_limit(
     batch: &[u8],
     max_uncompressed: usize,
 ) -> Result<DecodedBatch, RecordError> {
-    let (header, codec) = open(batch)?;
+    let header = batch::validate(batch)?;
+    decode_records(header, batch, max_uncompressed)
+}
+
+/// [`decode_batch`] of one batch that [`validate_batches`](batch::validate_batches)
+/// already checked: the framing and CRC are not checked again; the records section is, in
+/// full, as always.
+pub fn decode_validated(batch: ValidatedBatch<'_>) -> Result<DecodedBatch, RecordError> {
+    decode_records(*batch.header(), batch.bytes(), DEFAULT_MAX_UNCOMPRESSED)
+}
+
+/// Decodes the records of `batch`, whose `header` is checked.
+fn decode_records(
+    header: BatchHeader,
+    batch: &[u8],
+    max_uncompressed: usize,
+) -> Result<DecodedBatch, RecordError> {
+    let codec = Compression::from_id(header.compression())?;
     let section = codec.decompress_cow(&batch[HEADER_LEN..], max_uncompressed)?;
     let declared = usize::try_from(header.record_count).unwrap_or(0);
     let mut records = Vec::with_capacity(declared.min(section.len() / MIN_RECORD_LEN));

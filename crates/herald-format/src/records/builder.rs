@@ -12,7 +12,7 @@ use crate::batch::{
 /// Kafka's producer, so later records may carry negative timestamp deltas.
 ///
 /// ```
-/// use herald_log::records::{BatchBuilder, Compression};
+/// use herald_format::records::{BatchBuilder, Compression};
 ///
 /// let mut builder = BatchBuilder::new(Compression::Zstd);
 /// builder.producer(7, 0, 42);
@@ -20,7 +20,7 @@ use crate::batch::{
 ///     builder.push(1_000 + i64::from(i), None, Some(&[i][..]), &[]);
 /// }
 /// let batch = builder.build().unwrap();
-/// assert_eq!(herald_log::batch::validate(&batch).unwrap().record_count, 3);
+/// assert_eq!(herald_format::batch::validate(&batch).unwrap().record_count, 3);
 /// ```
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {

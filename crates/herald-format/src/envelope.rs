@@ -18,6 +18,9 @@
 //! | correlationid, causationid, schemaversion | `ce_correlationid`, … | no |
 //! | traceparent, tracestate | `ce_traceparent`, `ce_tracestate`, and the plain W3C `traceparent`, `tracestate` | no |
 //!
+//! The mapping is pure: [`Envelope::to_record`] and [`Envelope::from_record`] touch no
+//! transport, so the SDK, the outbox and any tool read and write events the same way.
+//!
 //! Decoding is strict: a missing or empty required attribute, another spec version or a
 //! malformed time is an [`EnvelopeError`] naming the header. Headers it does not know are
 //! kept in [`Envelope::extensions`] and written back on encode.
@@ -28,8 +31,9 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::{
+    client::{ConsumedRecord, OutgoingRecord},
+    records::Header,
     rfc3339,
-    transport::{ConsumedRecord, Header, OutgoingRecord},
 };
 
 /// The CloudEvents version Herald speaks.
@@ -380,8 +384,9 @@ impl Envelope {
     }
 }
 
-/// Milliseconds since the epoch (negative before it).
-pub(crate) fn system_time_ms(time: SystemTime) -> i64 {
+/// Milliseconds since the epoch (negative before it): an envelope's time as a record
+/// timestamp.
+pub fn system_time_ms(time: SystemTime) -> i64 {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
@@ -463,7 +468,7 @@ mod tests {
         assert_eq!(record.key.as_deref(), Some(&b"order-1"[..]));
         assert_eq!(record.value.as_deref(), Some(&b"{\"total\":3}"[..]));
         assert_eq!(record.timestamp, Some(1_700_000_000_123));
-        let get = |k| crate::transport::header_str(&record.headers, k);
+        let get = |k| crate::records::header_str(&record.headers, k);
         assert_eq!(get("ce_id"), Some(e.id.as_str()));
         assert_eq!(get("ce_source"), Some("urn:shop:orders"));
         assert_eq!(get("ce_type"), Some("shop.order.placed"));

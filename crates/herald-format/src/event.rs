@@ -12,7 +12,7 @@ pub const JSON: &str = "application/json";
 /// [`key`](Event::key) is the partition key, so events of one entity stay in order.
 ///
 /// ```
-/// use herald::{Envelope, Event};
+/// use herald_format::{Envelope, Event};
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
 /// struct OrderPlaced { order_id: String, total_cents: u64 }
