@@ -1,12 +1,12 @@
 //! herald-schema: the client side of Herald's schema registry, usable by a service
 //! without the registry server. It holds the registry's vocabulary ([`types`]), the
-//! three schema formats with their identity form and compatibility rules ([`format`]),
+//! three schema formats with their identity form and compatibility rules ([`format`](mod@format)),
 //! and serializers in Confluent's wire format over a caching registry HTTP client
 //! ([`serde`](mod@serde)).
 //!
 //! - [`types`]: schema types, compatibility levels, modes, references, and the JSON
 //!   shapes of the Confluent REST API.
-//! - [`format`]: Avro, JSON Schema and Protobuf: parsing with references, the identity
+//! - [`format`](mod@format): Avro, JSON Schema and Protobuf: parsing with references, the identity
 //!   form that makes "the same schema" the same id, and the compatibility rules of each
 //!   (named in every incompatibility message). herald-registry checks registrations with
 //!   them; a client can check a schema before registering it.
