@@ -214,12 +214,10 @@ pub use definition::{
     Compensation, SagaData, SagaDefinition, SagaDefinitionBuilder, Step, StepRetry,
 };
 pub use error::{Result, SagaError};
-pub use manager::{
-    IgnoreReason, ReplyOutcome, SAGA_ID_HEADER, SAGA_STEP_HEADER, SAGA_TYPE_HEADER, SagaManager,
-};
+pub use manager::{IgnoreReason, ReplyOutcome, SagaManager};
 pub use model::{
-    HistoryEntry, HistoryKind, SagaDetails, SagaFilter, SagaInstance, SagaPage, SagaStatus,
-    StatusCounts,
+    HistoryEntry, HistoryKind, SAGA_ID_HEADER, SAGA_STEP_HEADER, SAGA_TYPE_HEADER, SagaDetails,
+    SagaFilter, SagaInstance, SagaPage, SagaStatus, StatusCounts,
 };
 pub use runtime::{SagaConfig, SagaRuntime, SagaRuntimeBuilder};
 pub use store::{SagaStore, SentCommand};

@@ -21,20 +21,11 @@ use crate::{
     clock::{Clock, SystemClock, millis},
     definition::{Action, SagaData, SagaDefinition},
     error::{Result, SagaError},
-    model::{HistoryKind, SagaStatus},
-    runtime::SagaRuntimeBuilder,
+    model::{HistoryKind, SAGA_ID_HEADER, SAGA_TYPE_HEADER, SagaStatus},
     store::SagaStore,
     telemetry,
     transition::{Decided, Phase, Transition, parse_status, write_rest},
 };
-
-/// Extension header carrying the saga id on every command. A service that replies
-/// without the command's id as causation id may copy it onto the reply instead.
-pub const SAGA_ID_HEADER: &str = "ce_sagaid";
-/// Extension header carrying the saga type on every command.
-pub const SAGA_TYPE_HEADER: &str = "ce_sagatype";
-/// Extension header carrying the step name on every command.
-pub const SAGA_STEP_HEADER: &str = "ce_sagastep";
 
 /// How often a transition that lost a race to another writer is tried again.
 const MAX_CONFLICTS: usize = 32;
@@ -130,15 +121,6 @@ impl<DB: SagaBackend, D: SagaData> SagaManager<DB, D> {
     /// The store (queries).
     pub fn store(&self) -> &SagaStore<DB> {
         &self.store
-    }
-
-    /// A runtime consuming this saga's replies from `transport` and firing its
-    /// timeouts; see [`SagaRuntimeBuilder`].
-    pub fn runtime<T: herald::transport::Transport>(
-        &self,
-        transport: T,
-    ) -> SagaRuntimeBuilder<DB, D, T> {
-        SagaRuntimeBuilder::new(self.clone(), transport)
     }
 
     /// Starts saga `saga_id` with `data` in its own transaction: records it and sends
@@ -514,5 +496,14 @@ impl<DB: SagaBackend, D: SagaData> SagaManager<DB, D> {
             saga_type: self.definition.name().to_owned(),
             saga_id: saga_id.to_owned(),
         }
+    }
+}
+
+impl<DB: SagaBackend> SagaStore<DB> {
+    /// A manager for sagas of `definition`'s type: starts them and runs their
+    /// transitions; its [`runtime`](SagaManager::runtime) consumes replies and fires
+    /// timeouts.
+    pub fn manager<D: SagaData>(&self, definition: SagaDefinition<D>) -> SagaManager<DB, D> {
+        SagaManager::new(self.clone(), definition)
     }
 }

@@ -5,6 +5,14 @@ use std::{fmt, str::FromStr, time::SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+/// Extension header carrying the saga id on every command. A service that replies
+/// without the command's id as causation id may copy it onto the reply instead.
+pub const SAGA_ID_HEADER: &str = "ce_sagaid";
+/// Extension header carrying the saga type on every command.
+pub const SAGA_TYPE_HEADER: &str = "ce_sagatype";
+/// Extension header carrying the step name on every command.
+pub const SAGA_STEP_HEADER: &str = "ce_sagastep";
+
 /// Where a saga instance is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

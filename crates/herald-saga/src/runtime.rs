@@ -229,3 +229,14 @@ impl SagaRuntime {
         self.router.is_finished()
     }
 }
+
+impl<DB: SagaBackend, D: SagaData> SagaManager<DB, D> {
+    /// A runtime consuming this saga's replies from `transport` and firing its
+    /// timeouts; see [`SagaRuntimeBuilder`].
+    pub fn runtime<T: herald::transport::Transport>(
+        &self,
+        transport: T,
+    ) -> SagaRuntimeBuilder<DB, D, T> {
+        SagaRuntimeBuilder::new(self.clone(), transport)
+    }
+}

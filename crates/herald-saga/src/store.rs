@@ -9,9 +9,7 @@ use sqlx::{Postgres, Sqlite, SqlitePool, postgres::PgPoolOptions, sqlite::Sqlite
 use crate::{
     backend::{CommandRow, HistoryRow, InstanceRow, ListQuery, SagaBackend, migrate},
     clock::from_millis,
-    definition::{SagaData, SagaDefinition},
     error::{Result, SagaError},
-    manager::SagaManager,
     model::{HistoryEntry, SagaDetails, SagaFilter, SagaInstance, SagaPage, StatusCounts},
 };
 
@@ -151,13 +149,6 @@ impl<DB: SagaBackend> SagaStore<DB> {
     /// The database.
     pub fn db(&self) -> &HeraldDb<DB> {
         &self.db
-    }
-
-    /// A manager for sagas of `definition`'s type: starts them and runs their
-    /// transitions; its [`runtime`](SagaManager::runtime) consumes replies and fires
-    /// timeouts.
-    pub fn manager<D: SagaData>(&self, definition: SagaDefinition<D>) -> SagaManager<DB, D> {
-        SagaManager::new(self.clone(), definition)
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<DB>> {

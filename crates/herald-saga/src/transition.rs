@@ -12,8 +12,7 @@ use crate::{
     backend::{CommandRow, HistoryRow, InstanceRow, SagaBackend},
     definition::{Outcome, SagaData, SagaDefinition},
     error::{Result, SagaError},
-    manager::{SAGA_ID_HEADER, SAGA_STEP_HEADER, SAGA_TYPE_HEADER},
-    model::{HistoryKind, SagaStatus},
+    model::{HistoryKind, SAGA_ID_HEADER, SAGA_STEP_HEADER, SAGA_TYPE_HEADER, SagaStatus},
     telemetry,
 };
 
