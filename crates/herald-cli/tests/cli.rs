@@ -281,6 +281,42 @@ fn a_second_herald_on_the_same_data_dir_or_port_is_refused() {
 }
 
 #[test]
+fn embedded_and_serve_data_dirs_refuse_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = dir.path().join("embedded");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        drop(herald::EmbeddedTransport::open(&embedded).unwrap());
+    });
+    let mut args = vec!["serve", "--data-dir", embedded.to_str().unwrap()];
+    args.extend(PORT_0);
+    let out = run(herald().args(&args), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is an EmbeddedTransport data directory"),
+        "{err}"
+    );
+    assert!(err.contains("--data-dir"), "{err}");
+    assert!(
+        !embedded.join("herald.lock").exists() && !embedded.join("broker").exists(),
+        "herald serve changed nothing"
+    );
+
+    let served = port0(dir.path());
+    let mut s = Serve::start(&strs(&served), &[], &dir.path().join("serve.log"));
+    assert_eq!(s.terminate(), Some(0));
+    let e = runtime
+        .block_on(async { herald::EmbeddedTransport::open(dir.path().join("data")).map(drop) })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("is a `herald serve` data directory"),
+        "{e}"
+    );
+    assert!(!dir.path().join("data").join("topics.meta").exists());
+}
+
+#[test]
 fn the_config_file_and_herald_env_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("herald.toml");

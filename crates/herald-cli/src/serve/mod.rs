@@ -101,9 +101,30 @@ fn init_logging(level: Option<&str>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The SDK's `EmbeddedTransport` keeps `topics/` and `groups/` like we do, but no
+/// `broker/` (our catalog, always created first) and, once it has topics, a
+/// `topics.meta`. Its partition logs look like ours, but its topics and consumer offsets
+/// are kept differently, so `herald serve` would see logs without topics and break the
+/// directory for the services that own it: refuse, and say what to do.
+fn refuse_embedded_dir(dir: &Path) -> Result<(), CliError> {
+    let ours = dir.join("broker").is_dir();
+    let theirs = dir.join("topics.meta").exists()
+        || (!ours && (dir.join("topics").is_dir() || dir.join("groups").is_dir()));
+    if theirs {
+        return Err(CliError::runtime(format!(
+            "{} is an EmbeddedTransport data directory (the SDK's in-process log), which \
+             herald serve cannot open: give herald serve its own --data-dir, and point the \
+             services at it with KafkaTransport",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Creates the data directory and takes an exclusive lock on it for the life of the
 /// process (the OS releases it when the process ends, however it ends).
 fn lock_data_dir(dir: &Path) -> Result<File, CliError> {
+    refuse_embedded_dir(dir)?;
     fs::create_dir_all(dir).map_err(|e| {
         CliError::runtime(format!(
             "cannot create the data directory {}: {e}",

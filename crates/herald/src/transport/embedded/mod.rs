@@ -8,11 +8,15 @@
 //! <dir>/groups/<group>.offsets      a consumer group's committed offsets (checksummed file)
 //! ```
 //!
-//! Records are stored as real Kafka v2 batches built with herald-log's `BatchBuilder`, one
+//! Records are stored as real Kafka v2 batches built with herald-format's `BatchBuilder`, one
 //! batch per partition per publish call, so the same bytes could be served by the broker.
 //! A publish returns once the log's durability policy is met; consumers are woken by each
 //! log's high-watermark listener, not by polling. Committed offsets are rewritten whole and
 //! atomically on every commit (see `docs/adr/0005-embedded-consumer-offsets-file.md`).
+//!
+//! The directory is not a `herald serve` one, nor the other way round: the broker keeps
+//! its topics in `broker/` and its offsets in its own log, so each refuses the other's
+//! directory with an error that says so (opening a broker's directory here fails).
 //!
 //! ```
 //! use herald::transport::{embedded::EmbeddedTransport, Admin, Consumer, OutgoingRecord, Publisher, Subscriber};

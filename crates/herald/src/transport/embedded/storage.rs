@@ -73,12 +73,32 @@ fn io_error(op: &str, path: &Path, e: std::io::Error) -> TransportError {
     TransportError::Storage(format!("{op} {}: {e}", path.display()).into())
 }
 
+/// `herald serve` keeps `broker/` (its topic catalog) and `herald.lock` in its data
+/// directory. Its partition logs have the same layout as ours, but its topics, groups and
+/// offsets are kept differently, so opening one here would show the logs without their
+/// topics and break it for the broker: refuse, and say what to do.
+fn refuse_broker_dir(dir: &Path) -> Result<()> {
+    if dir.join("broker").is_dir() || dir.join("herald.lock").exists() {
+        return Err(TransportError::Storage(
+            format!(
+                "{} is a `herald serve` data directory, which EmbeddedTransport cannot open: \
+                 give EmbeddedTransport a directory of its own, or connect to that broker with \
+                 KafkaTransport",
+                dir.display()
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl LogStorage {
     pub(crate) fn open(
         dir: &Path,
         config: LogConfig,
         changes: Arc<watch::Sender<u64>>,
     ) -> Result<Self> {
+        refuse_broker_dir(dir)?;
         for sub in ["topics", "groups"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(|e| io_error("create directory", &path, e))?;
