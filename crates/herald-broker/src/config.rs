@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use crate::group::GroupConfig;
 
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
 /// Everything the broker needs to start. Every field has a default (see [`Default`]), so
 /// a configuration file names only what it changes:

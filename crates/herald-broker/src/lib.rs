@@ -26,23 +26,23 @@
 #![deny(missing_docs)]
 
 mod broker;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 mod frame;
 #[doc(hidden)] // why: for the fuzz target in fuzz/ and tests/decode_fuzz.rs only
 pub mod fuzzing;
 pub mod group;
 mod handlers;
 pub mod http;
-pub mod partition;
+mod partition;
 mod producer_ids;
-pub mod producer_state;
+mod producer_state;
 mod server;
 mod store;
-pub mod telemetry;
+mod telemetry;
 mod topic;
-pub mod topic_config;
-pub mod topics;
+mod topic_config;
+mod topics;
 pub mod validation;
 
 pub use broker::{Acks, Broker, Produced};

@@ -12,11 +12,11 @@ use std::collections::{HashMap, VecDeque};
 use herald_format::batch::BatchHeader;
 
 /// How many batches per producer Kafka (and so every client) expects to be remembered.
-pub const BATCHES_PER_PRODUCER: usize = 5;
+pub(crate) const BATCHES_PER_PRODUCER: usize = 5;
 
 /// What to do with a batch from an idempotent producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SequenceCheck {
+pub(crate) enum SequenceCheck {
     /// The batch is new and in sequence: append it.
     Append,
     /// The batch repeats one already written at `base_offset`: answer with that offset
@@ -91,30 +91,20 @@ fn last_sequence(header: &BatchHeader) -> i32 {
 
 /// Idempotent-producer state of one partition.
 #[derive(Debug, Clone, Default)]
-pub struct ProducerStates {
+pub(crate) struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
 }
 
 impl ProducerStates {
     /// An empty table.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
-    }
-
-    /// Number of producers known to this partition.
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    /// Whether no producer is known.
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
     }
 
     /// Decides what to do with `header`'s batch. Batches without a producer id are always
     /// appended. A producer this partition has no state for may start at any sequence,
     /// as in Kafka: its earlier batches may have been removed by retention.
-    pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+    pub(crate) fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
         let producer_id = header.producer_id;
         if producer_id < 0 {
             return Ok(SequenceCheck::Append);
@@ -171,7 +161,7 @@ impl ProducerStates {
     /// [`SequenceCheck::Append`], or while replaying the log at startup).
     ///
     /// [`check`]: Self::check
-    pub fn record(&mut self, header: &BatchHeader, base_offset: i64) {
+    pub(crate) fn record(&mut self, header: &BatchHeader, base_offset: i64) {
         if header.producer_id < 0 || header.base_sequence < 0 {
             return;
         }
@@ -197,7 +187,7 @@ impl ProducerStates {
     }
 
     /// Largest producer id seen, if any.
-    pub fn max_producer_id(&self) -> Option<i64> {
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
         self.producers.keys().copied().max()
     }
 }

@@ -54,7 +54,7 @@ static OPEN_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
 /// Installs the process-wide Prometheus recorder behind the [`metrics`] facade (once;
 /// later calls return the same handle). If another recorder was installed first, Herald's
 /// metrics go to that one and the returned handle renders nothing of them.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use crate::{error::TopicError, partition::Partition};
 
 /// Longest topic name Kafka accepts.
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
+pub(crate) const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
 /// and not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+pub(crate) fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     let reason = if name.is_empty() {
         Some("the name is empty")
     } else if name == "." || name == ".." {

@@ -10,29 +10,29 @@ use std::{collections::BTreeMap, time::Duration};
 use herald_log::{Durability, LogConfig};
 
 /// `retention.ms`: age after which whole segments are deleted; -1 keeps forever.
-pub const RETENTION_MS: &str = "retention.ms";
+pub(crate) const RETENTION_MS: &str = "retention.ms";
 /// `retention.bytes`: size above which the oldest segments are deleted; -1 for no limit.
-pub const RETENTION_BYTES: &str = "retention.bytes";
+pub(crate) const RETENTION_BYTES: &str = "retention.bytes";
 /// `segment.bytes`: size at which a segment rolls.
-pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub(crate) const SEGMENT_BYTES: &str = "segment.bytes";
 /// `segment.ms`: age at which a segment rolls.
-pub const SEGMENT_MS: &str = "segment.ms";
+pub(crate) const SEGMENT_MS: &str = "segment.ms";
 /// `max.message.bytes`: largest record batch a producer may send.
-pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub(crate) const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 /// `cleanup.policy`: only `delete` is supported.
-pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub(crate) const CLEANUP_POLICY: &str = "cleanup.policy";
 /// `herald.durability`: `every-append`, `group-commit` or `none`.
-pub const DURABILITY: &str = "herald.durability";
+pub(crate) const DURABILITY: &str = "herald.durability";
 
 /// `confluent.key.schema.validation`: `true` makes the broker refuse records whose key
 /// does not carry a schema id registered under `<topic>-key` (see [`crate::validation`]).
-pub const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation";
+pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation";
 /// `confluent.value.schema.validation`: as [`KEY_SCHEMA_VALIDATION`], for values and the
 /// subject `<topic>-value`.
-pub const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
+pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub const KEYS: [&str; 9] = [
+pub(crate) const KEYS: [&str; 9] = [
     CLEANUP_POLICY,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
@@ -46,7 +46,7 @@ pub const KEYS: [&str; 9] = [
 
 /// Where a described value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigSource {
+pub(crate) enum ConfigSource {
     /// The broker default (Kafka's `DEFAULT_CONFIG`, 5).
     Default,
     /// An override set on the topic (Kafka's `DYNAMIC_TOPIC_CONFIG`, 1).
@@ -55,7 +55,7 @@ pub enum ConfigSource {
 
 impl ConfigSource {
     /// Kafka's numeric config source.
-    pub fn kafka_code(self) -> i8 {
+    pub(crate) fn kafka_code(self) -> i8 {
         match self {
             ConfigSource::Default => 5,
             ConfigSource::Topic => 1,
@@ -65,7 +65,7 @@ impl ConfigSource {
 
 /// Kafka's config value type (DescribeConfigs v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
+pub(crate) enum ConfigType {
     /// A string.
     String,
     /// A 32-bit integer.
@@ -80,7 +80,7 @@ pub enum ConfigType {
 
 impl ConfigType {
     /// Kafka's numeric config type.
-    pub fn kafka_code(self) -> i8 {
+    pub(crate) fn kafka_code(self) -> i8 {
         match self {
             ConfigType::String => 2,
             ConfigType::Int => 3,
@@ -93,7 +93,7 @@ impl ConfigType {
 
 /// One described configuration value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
+pub(crate) struct ConfigEntry {
     /// Kafka name of the setting.
     pub name: &'static str,
     /// Current value, as Kafka would print it.
@@ -160,13 +160,13 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
 }
 
 /// Whether `key` is a topic setting Herald knows.
-pub fn is_known_key(key: &str) -> bool {
+pub(crate) fn is_known_key(key: &str) -> bool {
     key_info(key).is_some()
 }
 
 /// Parses a durability name; `group-commit` keeps the group-commit tuning of `current`
 /// when it already is group commit.
-pub fn parse_durability(name: &str, current: Durability) -> Result<Durability, String> {
+pub(crate) fn parse_durability(name: &str, current: Durability) -> Result<Durability, String> {
     match name {
         "every-append" => Ok(Durability::EveryAppend),
         "group-commit" => Ok(match current {
@@ -204,7 +204,7 @@ fn ms_or_none(v: i64) -> Option<Duration> {
 }
 
 /// Applies one `key = value` to `config`, refusing unknown keys and bad values.
-pub fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
     match key {
         RETENTION_MS => config.retention_age = ms_or_none(parse_i64(key, value, -1, i64::MAX)?),
         RETENTION_BYTES => {
@@ -266,7 +266,7 @@ impl Validation {
 
 /// Which parts of a topic's records the broker validates against the schema registry
 /// (overrides that fail to parse were refused when they were set, and count as off).
-pub fn schema_validation(overrides: &BTreeMap<String, String>) -> Validation {
+pub(crate) fn schema_validation(overrides: &BTreeMap<String, String>) -> Validation {
     let on = |key| {
         overrides
             .get(key)
@@ -280,7 +280,7 @@ pub fn schema_validation(overrides: &BTreeMap<String, String>) -> Validation {
 
 /// The effective log configuration of a topic: `defaults` with `overrides` applied, and
 /// checked as a whole (for example `max.message.bytes` must fit in `segment.bytes`).
-pub fn effective(
+pub(crate) fn effective(
     defaults: &LogConfig,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LogConfig, String> {
@@ -316,7 +316,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
 
 /// Describes `keys` (all known keys when `None`) of a topic. Unknown keys are skipped,
 /// as Kafka does.
-pub fn describe(
+pub(crate) fn describe(
     defaults: &LogConfig,
     overrides: &BTreeMap<String, String>,
     keys: Option<&[String]>,

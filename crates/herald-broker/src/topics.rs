@@ -21,7 +21,8 @@ use std::{
 use herald_log::{Log, LogConfig};
 use uuid::Uuid;
 
-pub use crate::topic::{MAX_TOPIC_NAME_LEN, NewTopic, Topic, validate_topic_name};
+pub(crate) use crate::topic::validate_topic_name;
+pub use crate::topic::{NewTopic, Topic};
 
 use crate::{
     error::{BrokerError, TopicError},

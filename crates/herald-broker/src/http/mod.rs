@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /health` | 200 while the process serves HTTP |
 //! | `GET /ready` | 200 once topics are loaded and the Kafka listener is bound; 503 while starting or shutting down |
-//! | `GET /metrics` | Prometheus text (see [`crate::telemetry`] for the series) |
+//! | `GET /metrics` | Prometheus text (docs/http-api.md lists the series) |
 //! | `GET, POST /api/v1/topics` | list topics; create one `{"name", "partitions"?, "configs"?}` |
 //! | `GET, DELETE /api/v1/topics/{name}` | partitions (log start, high watermark, size) and configs; delete |
 //! | `POST /api/v1/topics/{name}/partitions` | grow to `{"count": N}` partitions |
