@@ -15,6 +15,8 @@
 //! - [`Projection`] and [`ProjectionRunner`]: read models whose checkpoint commits with
 //!   them; catch-up, live, rebuild, lag metrics.
 //! - [`Upcasters`]: old event versions converted on read.
+//! - [`SqliteInbox`] and [`PostgresInbox`]: the SDK's [`herald::Inbox`] in a table of the
+//!   service's database, markable inside the handler's transaction.
 //!
 //! Every type is generic over the database, [`Backend`]: `sqlx::Sqlite` or
 //! `sqlx::Postgres`; transactions are sqlx's own. `docs/sql.md` describes the tables, the
@@ -64,6 +66,7 @@ mod backend;
 mod codec;
 mod db;
 mod error;
+pub mod inbox;
 pub mod migrate;
 pub mod outbox;
 pub mod projection;
@@ -77,6 +80,7 @@ pub use backend::Backend;
 pub use codec::RELAY_SLOTS;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
+pub use inbox::{PostgresInbox, SqliteInbox};
 pub use outbox::{enqueue, enqueue_all, enqueue_event};
 pub use projection::{Lag, Projection, ProjectionConfig, ProjectionHandle, ProjectionRunner};
 pub use relay::{Backlog, Relay, RelayConfig, RelayHandle, RelayStats};
