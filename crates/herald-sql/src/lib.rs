@@ -3,6 +3,7 @@
 //! (embedded default) and PostgreSQL (scale) with one API.
 //!
 //! - [`HeraldDb`]: a pool with herald-sql's schema; migrations are applied on connect.
+//! - [`Database`]: SQLite or PostgreSQL chosen at run time from a URL, with its inbox.
 //! - [`enqueue`]: an event into the outbox, inside the caller's own transaction.
 //! - [`Relay`]: publishes committed outbox rows and store events through any
 //!   [`herald::transport::Publisher`] (memory, embedded, Kafka), at least once and in
@@ -64,6 +65,7 @@
 pub mod aggregate;
 mod backend;
 mod codec;
+mod database;
 mod db;
 mod error;
 pub mod inbox;
@@ -78,6 +80,7 @@ mod wake;
 pub use aggregate::{Aggregate, Executed, Loaded, Repository, RepositoryError};
 pub use backend::Backend;
 pub use codec::RELAY_SLOTS;
+pub use database::Database;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
 pub use inbox::{PostgresInbox, SqliteInbox};
