@@ -4,6 +4,8 @@
 //!
 //! - [`HeraldDb`]: a pool with herald-sql's schema; migrations are applied on connect.
 //! - [`Database`]: SQLite or PostgreSQL chosen at run time from a URL, with its inbox.
+//! - [`TransactionalHandler`]: a consumer's inbox mark, own writes and outbox replies in
+//!   one transaction ([`Database::handle`], [`UnitOfWork`]).
 //! - [`enqueue`]: an event into the outbox, inside the caller's own transaction.
 //! - [`Relay`]: publishes committed outbox rows and store events through any
 //!   [`herald::transport::Publisher`] (memory, embedded, Kafka), at least once and in
@@ -68,6 +70,7 @@ mod codec;
 mod database;
 mod db;
 mod error;
+pub mod handler;
 pub mod inbox;
 pub mod migrate;
 pub mod outbox;
@@ -83,6 +86,7 @@ pub use codec::RELAY_SLOTS;
 pub use database::Database;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
+pub use handler::{TransactionalHandler, UnitOfWork, Value};
 pub use inbox::{PostgresInbox, SqliteInbox};
 pub use outbox::{enqueue, enqueue_all, enqueue_event};
 pub use projection::{Lag, Projection, ProjectionConfig, ProjectionHandle, ProjectionRunner};
