@@ -7,8 +7,8 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use herald::{Inbox, PostgresInbox, SqliteInbox, transport::Publisher};
-use herald_sql::{HeraldDb, RelayConfig, RelayHandle};
+use herald::{Inbox, transport::Publisher};
+use herald_sql::{HeraldDb, PostgresInbox, RelayConfig, RelayHandle, SqliteInbox};
 use sqlx::{
     Postgres, Sqlite,
     postgres::{PgConnectOptions, PgPoolOptions},

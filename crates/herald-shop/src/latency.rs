@@ -30,10 +30,8 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
-use herald::{
-    EmbeddedTransport, Envelope, HandlerError, RouterHandle, SqliteInbox, transport::Admin,
-};
-use herald_sql::{HeraldDb, RelayConfig, RelayHandle};
+use herald::{EmbeddedTransport, Envelope, HandlerError, RouterHandle, transport::Admin};
+use herald_sql::{HeraldDb, RelayConfig, RelayHandle, SqliteInbox};
 use serde::{Deserialize, Serialize};
 use sqlx::Sqlite;
 

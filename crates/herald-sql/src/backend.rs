@@ -17,6 +17,7 @@ use std::{future::Future, time::Duration};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 
 use crate::{
+    handler::Value,
     migrate::{Migration, Schema},
     store::ExpectedVersion,
     wake::Waker,
@@ -28,7 +29,7 @@ mod coordination;
 ///
 /// Every herald-sql type is generic over it, and users hold the database's own
 /// transaction type: `&mut sqlx::Transaction<'_, Sqlite>` or `<'_, Postgres>`.
-pub trait Backend: Ops + coordination::Coordination {}
+pub trait Backend: Ops + coordination::Coordination + HandlerSql {}
 
 impl Backend for Sqlite {}
 impl Backend for Postgres {}
@@ -450,3 +451,90 @@ pub(crate) use const_format;
 
 impl_ops!(Sqlite);
 impl_ops!(Postgres);
+
+/// The statements a [`UnitOfWork`](crate::UnitOfWork) runs for a handler, with
+/// [`Value`] arguments: written once below for each database's concrete types, so a
+/// handler generic over `B: Backend` needs no sqlx bounds.
+pub trait HandlerSql: Dialect {
+    /// Runs `sql` with `args`; rows affected.
+    fn execute_values(
+        conn: &mut Self::Connection,
+        sql: &str,
+        args: &[Value],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// The first column of the first row as an integer, if there is a row.
+    fn fetch_i64(
+        conn: &mut Self::Connection,
+        sql: &str,
+        args: &[Value],
+    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+    /// The first column of the first row as text, if there is a row.
+    fn fetch_text(
+        conn: &mut Self::Connection,
+        sql: &str,
+        args: &[Value],
+    ) -> impl Future<Output = Result<Option<String>, sqlx::Error>> + Send;
+}
+
+macro_rules! impl_handler_sql {
+    ($db:ty) => {
+        impl HandlerSql for $db {
+            async fn execute_values(
+                conn: &mut Self::Connection,
+                sql: &str,
+                args: &[Value],
+            ) -> Result<u64, sqlx::Error> {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = match a {
+                        Value::Text(v) => q.bind(v.as_str()),
+                        Value::Int(v) => q.bind(*v),
+                        Value::Float(v) => q.bind(*v),
+                        Value::Bool(v) => q.bind(*v),
+                        Value::Bytes(v) => q.bind(v.as_slice()),
+                    };
+                }
+                Ok(q.execute(conn).await?.rows_affected())
+            }
+
+            async fn fetch_i64(
+                conn: &mut Self::Connection,
+                sql: &str,
+                args: &[Value],
+            ) -> Result<Option<i64>, sqlx::Error> {
+                let mut q = sqlx::query_scalar::<_, i64>(sql);
+                for a in args {
+                    q = match a {
+                        Value::Text(v) => q.bind(v.as_str()),
+                        Value::Int(v) => q.bind(*v),
+                        Value::Float(v) => q.bind(*v),
+                        Value::Bool(v) => q.bind(*v),
+                        Value::Bytes(v) => q.bind(v.as_slice()),
+                    };
+                }
+                q.fetch_optional(conn).await
+            }
+
+            async fn fetch_text(
+                conn: &mut Self::Connection,
+                sql: &str,
+                args: &[Value],
+            ) -> Result<Option<String>, sqlx::Error> {
+                let mut q = sqlx::query_scalar::<_, String>(sql);
+                for a in args {
+                    q = match a {
+                        Value::Text(v) => q.bind(v.as_str()),
+                        Value::Int(v) => q.bind(*v),
+                        Value::Float(v) => q.bind(*v),
+                        Value::Bool(v) => q.bind(*v),
+                        Value::Bytes(v) => q.bind(v.as_slice()),
+                    };
+                }
+                q.fetch_optional(conn).await
+            }
+        }
+    };
+}
+
+impl_handler_sql!(Sqlite);
+impl_handler_sql!(Postgres);

@@ -68,6 +68,9 @@ pub enum Error {
         /// Latest version this build applies.
         supported: i64,
     },
+    /// An inbox store failed (creating its table).
+    #[error(transparent)]
+    Inbox(#[from] herald::inbox::InboxError),
     /// A typed event could not be encoded or decoded.
     #[error(transparent)]
     Event(#[from] herald::EventError),

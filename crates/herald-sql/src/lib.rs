@@ -3,6 +3,9 @@
 //! (embedded default) and PostgreSQL (scale) with one API.
 //!
 //! - [`HeraldDb`]: a pool with herald-sql's schema; migrations are applied on connect.
+//! - [`Database`]: SQLite or PostgreSQL chosen at run time from a URL, with its inbox.
+//! - [`TransactionalHandler`]: a consumer's inbox mark, own writes and outbox replies in
+//!   one transaction ([`Database::handle`], [`UnitOfWork`]).
 //! - [`enqueue`]: an event into the outbox, inside the caller's own transaction.
 //! - [`Relay`]: publishes committed outbox rows and store events through any
 //!   [`herald::transport::Publisher`] (memory, embedded, Kafka), at least once and in
@@ -15,6 +18,8 @@
 //! - [`Projection`] and [`ProjectionRunner`]: read models whose checkpoint commits with
 //!   them; catch-up, live, rebuild, lag metrics.
 //! - [`Upcasters`]: old event versions converted on read.
+//! - [`SqliteInbox`] and [`PostgresInbox`]: the SDK's [`herald::Inbox`] in a table of the
+//!   service's database, markable inside the handler's transaction.
 //!
 //! Every type is generic over the database, [`Backend`]: `sqlx::Sqlite` or
 //! `sqlx::Postgres`; transactions are sqlx's own. `docs/sql.md` describes the tables, the
@@ -62,8 +67,11 @@
 pub mod aggregate;
 mod backend;
 mod codec;
+mod database;
 mod db;
 mod error;
+pub mod handler;
+pub mod inbox;
 pub mod migrate;
 pub mod outbox;
 pub mod projection;
@@ -75,8 +83,11 @@ mod wake;
 pub use aggregate::{Aggregate, Executed, Loaded, Repository, RepositoryError};
 pub use backend::Backend;
 pub use codec::RELAY_SLOTS;
+pub use database::Database;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
+pub use handler::{TransactionalHandler, UnitOfWork, Value};
+pub use inbox::{PostgresInbox, SqliteInbox};
 pub use outbox::{enqueue, enqueue_all, enqueue_event};
 pub use projection::{Lag, Projection, ProjectionConfig, ProjectionHandle, ProjectionRunner};
 pub use relay::{Backlog, Relay, RelayConfig, RelayHandle, RelayStats};

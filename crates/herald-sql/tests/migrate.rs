@@ -86,3 +86,30 @@ async fn a_newer_schema_is_refused<DB: Backend + TestSql>(db: HeraldDb<DB>) {
     assert_eq!(versions(&db).await, [1, 2], "nothing changed");
 }
 both!(newer_schema, a_newer_schema_is_refused);
+
+/// `Database::connect` opens SQLite from a `sqlite:` URL or a plain path, with the inbox
+/// table, and refuses a URL of another database.
+#[tokio::test]
+async fn a_database_url_picks_the_backend() {
+    use herald::InboxKey;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("url.db");
+    for url in [
+        format!("sqlite:{}", path.display()),
+        format!("sqlite://{}", path.display()),
+        path.display().to_string(),
+    ] {
+        let db = herald_sql::Database::connect(&url).await.unwrap();
+        assert_eq!(db.backend(), "sqlite");
+        let key = InboxKey {
+            group: "g",
+            event_id: &url,
+        };
+        assert!(db.inbox().mark_processed(key).await.unwrap());
+        db.close().await;
+    }
+    let err = herald_sql::Database::connect("mysql://localhost/shop")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, herald_sql::Error::InvalidInput(_)), "{err}");
+}

@@ -11,9 +11,10 @@
 //! - [`Router`]: a consumer-group member that hands events to handlers by type with
 //!   bounded concurrency and per-key order, retries ([`RetryPolicy`]), dead-letters
 //!   ([`dlq`]), deduplicates through an [`Inbox`], and commits only final outcomes.
-//! - [`inbox`]: where the ids of processed events are kept — [`MemoryInbox`], and behind
-//!   cargo features (on by default) SQLite and PostgreSQL stores that record the id in the
-//!   handler's own transaction, and a Redis store with a retention.
+//! - [`inbox`]: where the ids of processed events are kept — the [`Inbox`] trait,
+//!   [`MemoryInbox`], and behind the cargo feature `redis` (on by default) a Redis store
+//!   with a retention. The SQLite and PostgreSQL stores, which record the id in the
+//!   handler's own transaction, are herald-sql's: the SDK has no SQL.
 //! - [`resequencer`]: events of one entity handed over in the order of their sequence
 //!   numbers (a `herald_seq` header), with bounded buffering and gap reports;
 //!   [`RouterBuilder::resequence`](router::RouterBuilder::resequence) turns it on per topic.
@@ -136,12 +137,8 @@ pub mod transport;
 pub use dlq::{DeadLetter, DeadLetterFilter, DeadLetterPolicy, DeadLetterQueue, ReplayTarget};
 pub use envelope::{Envelope, EnvelopeError};
 pub use event::{Event, EventError};
-#[cfg(feature = "postgres")]
-pub use inbox::PostgresInbox;
 #[cfg(feature = "redis")]
 pub use inbox::RedisInbox;
-#[cfg(feature = "sqlite")]
-pub use inbox::SqliteInbox;
 pub use inbox::{Inbox, InboxKey, MemoryInbox};
 pub use retry::{ErrorKind, HandlerError, Jitter, RetryPolicy};
 pub use router::{HandlerContext, Router, RouterConfig, RouterHandle, RouterStats};

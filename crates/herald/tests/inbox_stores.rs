@@ -1,51 +1,36 @@
-//! Every inbox store under the router, on real time (the stores do real I/O):
+//! The SDK's inbox stores (memory, Redis) under the router, on real time (the stores do
+//! real I/O); the SQL stores are herald-sql's, tested in its `tests/inbox_stores.rs`:
 //!
 //! - duplicates injected at the transport (a producer retry, a consumer crash) make each
 //!   handler's side effect happen exactly once;
-//! - SQL stores: the effect is a row written in the same transaction as the inbox mark, so
-//!   a handler that fails after writing rolls both back (the retry writes once), and copies
-//!   of one event running at the same time under different keys write once;
 //! - retention purges old entries;
 //! - concurrent marks of one id: exactly one `true`.
 //!
-//! PostgreSQL and Redis come from `HERALD_TEST_POSTGRES_URL` and `HERALD_TEST_REDIS_URL`
-//! (`source scripts/test-env.sh`). Unset, their tests print why and pass; with
-//! `HERALD_REQUIRE_SERVICES=1` a missing variable or an unreachable service fails them
-//! (herald-test-support's rule).
-//! Each PostgreSQL test works in a schema of its own, dropped at the end; each Redis test
-//! uses a group id of its own.
+//! Redis comes from `HERALD_TEST_REDIS_URL` (`source scripts/test-env.sh`). Unset, its
+//! tests print why and pass; with `HERALD_REQUIRE_SERVICES=1` a missing variable or an
+//! unreachable service fails them (herald-test-support's rule). Each Redis test uses a
+//! group id of its own.
 
 mod common;
 
-#[cfg(feature = "postgres")]
-#[path = "inbox_stores/postgres_store.rs"]
-mod postgres_store;
 #[cfg(feature = "redis")]
 #[path = "inbox_stores/redis_store.rs"]
 mod redis_store;
-#[cfg(feature = "sqlite")]
-#[path = "inbox_stores/sqlite_store.rs"]
-mod sqlite_store;
 
 use std::{
     collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
 use common::*;
 use herald::{
-    Envelope, HandlerContext, HandlerError, Inbox, InboxKey, MemoryInbox, MemoryTransport,
-    RetryPolicy, Router,
+    Envelope, HandlerContext, HandlerError, Inbox, InboxKey, MemoryInbox, MemoryTransport, Router,
     transport::{Admin, PublisherExt, TopicPartition, TopicReader},
 };
 use herald_test_support::{skip_or_fail, unique_name};
-use tokio::sync::Barrier;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -151,94 +136,6 @@ async fn duplicates_have_one_effect<S: Store>(store: Arc<S>) {
                 .unwrap()
         );
     }
-}
-
-/// Four copies of one event under four keys run at the same time; all of them pass the
-/// router's inbox check before any records the event (a barrier holds them), so only the
-/// store's mark in the handler's transaction keeps the effect single.
-async fn concurrent_copies_write_once<S: Store>(store: Arc<S>) {
-    const COPIES: usize = 4;
-    let t = MemoryTransport::new();
-    t.create_topic("orders", 1).await.unwrap();
-    let group = unique_name("copies");
-    let event = step("k0", 0);
-    let copies: Vec<Envelope> = (0..COPIES)
-        .map(|i| event.clone().with_key(format!("k{i}")))
-        .collect();
-    t.publish_envelopes("orders", &copies).await.unwrap();
-    let barrier = Arc::new(Barrier::new(COPIES));
-    let handler_store = store.clone();
-    let router = Router::builder(t.clone(), group.as_str())
-        .concurrency(COPIES)
-        .inbox(store.inbox())
-        .on_type("orders", "test.step", move |_e: Envelope, ctx| {
-            let (store, barrier) = (handler_store.clone(), barrier.clone());
-            async move {
-                barrier.wait().await;
-                store.handle(ctx, false).await
-            }
-        })
-        .start()
-        .await
-        .unwrap();
-    settle(&t, &group, "orders").await;
-    let stats = router.shutdown().await.unwrap();
-    assert_eq!(
-        stats.handled, COPIES as u64,
-        "every copy's handler returned Ok"
-    );
-    assert_eq!(
-        store.clone().effects().await,
-        HashMap::from([(event.id.clone(), 1)]),
-        "one committed effect"
-    );
-}
-
-/// The first attempt writes its effect and the mark, then fails before committing: both
-/// roll back, and the second attempt writes once.
-async fn a_failure_after_the_write_rolls_back_both<S: Store>(store: Arc<S>) {
-    let t = MemoryTransport::new();
-    t.create_topic("orders", 1).await.unwrap();
-    let group = unique_name("rollback");
-    let event = step("a", 0);
-    t.publish_envelope("orders", &event).await.unwrap();
-    let handler_store = store.clone();
-    let attempts = Arc::new(AtomicU64::new(0));
-    let seen = attempts.clone();
-    let router = Router::builder(t.clone(), group.as_str())
-        .retry(RetryPolicy::default().with_max_attempts(3).with_delays(
-            Duration::from_millis(10),
-            Duration::from_millis(10),
-            1.0,
-        ))
-        .inbox(store.inbox())
-        .on_type(
-            "orders",
-            "test.step",
-            move |_e: Envelope, ctx: HandlerContext| {
-                seen.fetch_add(1, Ordering::SeqCst);
-                let fail = ctx.attempt() == 1;
-                handler_store.clone().handle(ctx, fail)
-            },
-        )
-        .start()
-        .await
-        .unwrap();
-    settle(&t, &group, "orders").await;
-    let stats = router.shutdown().await.unwrap();
-    assert_eq!(attempts.load(Ordering::SeqCst), 2);
-    assert_eq!((stats.handled, stats.dead_lettered), (1, 0));
-    assert_eq!(
-        store.clone().effects().await,
-        HashMap::from([(event.id.clone(), 1)])
-    );
-    assert!(
-        store
-            .inbox()
-            .is_processed(key(&group, &event.id))
-            .await
-            .unwrap()
-    );
 }
 
 /// Entries recorded before the cutoff go; later ones stay.

@@ -3,7 +3,7 @@
 //! that records the event.
 
 use super::*;
-use herald::inbox::PostgresInbox;
+use herald_sql::PostgresInbox;
 use sqlx::PgPool;
 
 struct PostgresStore {
@@ -170,4 +170,27 @@ async fn connecting_twice_to_an_existing_table_keeps_its_entries() {
         .await
         .unwrap();
     assert!(again.is_processed(key("g", "e")).await.unwrap());
+}
+
+/// The default table in the connection's schema, through the migration runner: twice
+/// is harmless and keeps the entries.
+#[tokio::test]
+async fn the_default_table_is_migrated_in_the_search_path_schema() {
+    let Some((pool, url, schema)) = common::pg_pool(2).await else {
+        return;
+    };
+    let _cleanup = PostgresStore {
+        inbox: PostgresInbox::new(pool.clone()).await.unwrap(),
+        schema,
+        url,
+    };
+    let inbox = PostgresInbox::new(pool.clone()).await.unwrap();
+    assert!(inbox.mark_processed(key("g", "e")).await.unwrap());
+    let again = PostgresInbox::new(pool.clone()).await.unwrap();
+    assert!(again.is_processed(key("g", "e")).await.unwrap());
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM herald_inbox_migrations")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, [1]);
 }

@@ -8,10 +8,12 @@ use sqlx::{
     postgres::{PgPoolOptions, PgQueryResult},
 };
 
+use herald::inbox::{InboxError, InboxKey};
+
 use super::{
-    InboxError, InboxKey, check_table_name,
+    DEFAULT_TABLE, INBOX, check_table_name,
     sql::{Dialect, SqlInbox, Statements, impl_inbox},
-    unix_seconds,
+    store_error, unix_seconds,
 };
 
 /// An inbox in a PostgreSQL table (`herald_inbox` in the connection's search path unless
@@ -25,9 +27,8 @@ use super::{
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use herald::{
-///     Envelope, HandlerContext, HandlerError, MemoryTransport, Router, inbox::PostgresInbox,
-/// };
+/// use herald::{Envelope, HandlerContext, HandlerError, MemoryTransport, Router};
+/// use herald_sql::PostgresInbox;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let inbox = PostgresInbox::connect("postgres://postgres@127.0.0.1:5432/shop").await?;
@@ -96,7 +97,7 @@ impl Dialect for PostgresDialect {
 
 impl PostgresInbox {
     /// The table used unless another is named.
-    pub const DEFAULT_TABLE: &'static str = "herald_inbox";
+    pub const DEFAULT_TABLE: &'static str = DEFAULT_TABLE;
 
     /// Connects a pool to `url` (`postgres://user@host:port/db`; TLS through rustls when
     /// the URL asks for it) and creates the table.
@@ -104,7 +105,7 @@ impl PostgresInbox {
         let pool = PgPoolOptions::new()
             .connect(url)
             .await
-            .map_err(|e| InboxError::store("postgres", "connecting", e))?;
+            .map_err(|e| store_error("postgres", "connecting", e))?;
         Self::new(pool).await
     }
 
@@ -119,10 +120,19 @@ impl PostgresInbox {
     ///
     /// Creating the table takes a transaction-scoped advisory lock named after it, so
     /// services starting together do not race on `CREATE TABLE IF NOT EXISTS`.
+    ///
+    /// The default table is created by the migration runner ([`INBOX`](crate::inbox::INBOX));
+    /// another is created with `CREATE TABLE IF NOT EXISTS`.
     pub async fn with_table(pool: PgPool, table: &str) -> Result<Self, InboxError> {
         check_table_name(table, true)?;
+        if table == DEFAULT_TABLE {
+            crate::migrate::apply(&pool, &INBOX)
+                .await
+                .map_err(|e| store_error("postgres", &format!("creating {table}"), e))?;
+            return Ok(Self(SqlInbox::new(pool, table)));
+        }
         let name = table.rsplit('.').next().unwrap_or(table);
-        let fail = |e| InboxError::store("postgres", &format!("creating {table}"), e);
+        let fail = |e| store_error("postgres", &format!("creating {table}"), e);
         let mut tx = pool.begin().await.map_err(fail)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("herald_inbox_ddl:{table}"))
@@ -154,7 +164,7 @@ impl PostgresInbox {
     /// Records `key` inside the caller's transaction; `true` if it was not recorded
     /// before. On `false` the event is a duplicate: roll back (or skip the effect) and
     /// return `Ok`. After committing, call
-    /// [`HandlerContext::mark_inbox_recorded`](crate::HandlerContext::mark_inbox_recorded).
+    /// [`HandlerContext::mark_inbox_recorded`](herald::HandlerContext::mark_inbox_recorded).
     ///
     /// A concurrent transaction recording the same key blocks until this one ends, then
     /// gets `false` if it committed (and `true` if it rolled back).

@@ -7,10 +7,12 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult},
 };
 
+use herald::inbox::{InboxError, InboxKey};
+
 use super::{
-    InboxError, InboxKey, check_table_name,
+    DEFAULT_TABLE, INBOX, check_table_name,
     sql::{Dialect, SqlInbox, Statements, impl_inbox},
-    unix_millis,
+    store_error, unix_millis,
 };
 
 /// An inbox in a SQLite table (`herald_inbox` unless named otherwise), created on
@@ -25,9 +27,9 @@ use super::{
 /// use std::{sync::Arc, time::Duration};
 /// use herald::{
 ///     Envelope, HandlerContext, HandlerError, MemoryTransport, Router,
-///     inbox::SqliteInbox,
 ///     transport::{Admin, PublisherExt, TopicPartition},
 /// };
+/// use herald_sql::SqliteInbox;
 ///
 /// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let dir = tempfile::tempdir()?;
@@ -114,7 +116,7 @@ impl Dialect for SqliteDialect {
 
 impl SqliteInbox {
     /// The table used unless another is named.
-    pub const DEFAULT_TABLE: &'static str = "herald_inbox";
+    pub const DEFAULT_TABLE: &'static str = DEFAULT_TABLE;
 
     /// Opens (creating if missing) the database file at `path` in WAL mode, with a pool
     /// of connections that wait up to 5 s for another writer, and creates the table.
@@ -128,7 +130,7 @@ impl SqliteInbox {
             .connect_with(options)
             .await
             .map_err(|e| {
-                InboxError::store("sqlite", &format!("opening {}", path.as_ref().display()), e)
+                store_error("sqlite", &format!("opening {}", path.as_ref().display()), e)
             })?;
         Self::new(pool).await
     }
@@ -140,8 +142,17 @@ impl SqliteInbox {
 
     /// An inbox in table `table` of `pool`'s database: a plain identifier
     /// (`[A-Za-z_][A-Za-z0-9_]*`), spliced into the SQL unquoted.
+    ///
+    /// The default table is created by the migration runner ([`INBOX`](crate::inbox::INBOX));
+    /// another is created with `CREATE TABLE IF NOT EXISTS`.
     pub async fn with_table(pool: SqlitePool, table: &str) -> Result<Self, InboxError> {
         check_table_name(table, false)?;
+        if table == DEFAULT_TABLE {
+            crate::migrate::apply(&pool, &INBOX)
+                .await
+                .map_err(|e| store_error("sqlite", &format!("creating {table}"), e))?;
+            return Ok(Self(SqlInbox::new(pool, table)));
+        }
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (
                 group_id TEXT NOT NULL,
@@ -156,7 +167,7 @@ impl SqliteInbox {
             sqlx::query(&ddl)
                 .execute(&pool)
                 .await
-                .map_err(|e| InboxError::store("sqlite", &format!("creating {table}"), e))?;
+                .map_err(|e| store_error("sqlite", &format!("creating {table}"), e))?;
         }
         Ok(Self(SqlInbox::new(pool, table)))
     }
@@ -169,7 +180,7 @@ impl SqliteInbox {
     /// Records `key` inside the caller's transaction; `true` if it was not recorded
     /// before. On `false` the event is a duplicate: roll back (or skip the effect) and
     /// return `Ok`. After committing, call
-    /// [`HandlerContext::mark_inbox_recorded`](crate::HandlerContext::mark_inbox_recorded).
+    /// [`HandlerContext::mark_inbox_recorded`](herald::HandlerContext::mark_inbox_recorded).
     ///
     /// A concurrent transaction recording the same key waits for the first to finish
     /// (SQLite has one writer at a time) and then gets `false`.

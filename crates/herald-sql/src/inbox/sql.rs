@@ -7,7 +7,9 @@ use std::{fmt, marker::PhantomData, sync::Arc, time::SystemTime};
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::{InboxError, InboxKey};
+use herald::inbox::{InboxError, InboxKey};
+
+use super::store_error;
 
 /// The statements of one inbox table.
 #[derive(Debug)]
@@ -96,7 +98,7 @@ where
             .bind(D::stamp(SystemTime::now()))
             .execute(conn)
             .await
-            .map_err(|e| InboxError::store(D::NAME, "recording an event", e))?;
+            .map_err(|e| store_error(D::NAME, "recording an event", e))?;
         Ok(D::rows_affected(&done) == 1)
     }
 
@@ -107,7 +109,7 @@ where
             .bind(key.event_id)
             .fetch_optional(&mut *conn)
             .await
-            .map_err(|e| InboxError::store(D::NAME, "looking up an event", e))?;
+            .map_err(|e| store_error(D::NAME, "looking up an event", e))?;
         Ok(row.is_some())
     }
 
@@ -122,7 +124,7 @@ where
             .bind(D::stamp(cutoff))
             .execute(&mut *conn)
             .await
-            .map_err(|e| InboxError::store(D::NAME, "purging", e))?;
+            .map_err(|e| store_error(D::NAME, "purging", e))?;
         Ok(D::rows_affected(&done))
     }
 
@@ -130,33 +132,33 @@ where
         self.pool
             .acquire()
             .await
-            .map_err(|e| InboxError::store(D::NAME, "connecting", e))
+            .map_err(|e| store_error(D::NAME, "connecting", e))
     }
 }
 
-/// Implements [`Inbox`](super::Inbox) for a backend's public type, a newtype of
+/// Implements [`herald::Inbox`] for a backend's public type, a newtype of
 /// [`SqlInbox`].
 macro_rules! impl_inbox {
     ($ty:ty) => {
-        impl $crate::inbox::Inbox for $ty {
+        impl herald::Inbox for $ty {
             fn is_processed<'a>(
                 &'a self,
-                key: $crate::inbox::InboxKey<'a>,
-            ) -> $crate::transport::BoxFuture<'a, Result<bool, $crate::inbox::InboxError>> {
+                key: herald::InboxKey<'a>,
+            ) -> herald::transport::BoxFuture<'a, Result<bool, herald::inbox::InboxError>> {
                 Box::pin(self.0.is_processed(key))
             }
 
             fn mark_processed<'a>(
                 &'a self,
-                key: $crate::inbox::InboxKey<'a>,
-            ) -> $crate::transport::BoxFuture<'a, Result<bool, $crate::inbox::InboxError>> {
+                key: herald::InboxKey<'a>,
+            ) -> herald::transport::BoxFuture<'a, Result<bool, herald::inbox::InboxError>> {
                 Box::pin(self.0.mark_processed(key))
             }
 
             fn purge_before(
                 &self,
                 cutoff: std::time::SystemTime,
-            ) -> $crate::transport::BoxFuture<'_, Result<u64, $crate::inbox::InboxError>> {
+            ) -> herald::transport::BoxFuture<'_, Result<u64, herald::inbox::InboxError>> {
                 Box::pin(self.0.purge_before(cutoff))
             }
         }

@@ -2,7 +2,7 @@
 //! in the same database, written in the transaction that records the event.
 
 use super::*;
-use herald::inbox::SqliteInbox;
+use herald_sql::SqliteInbox;
 
 struct SqliteStore {
     inbox: SqliteInbox,
@@ -125,4 +125,45 @@ async fn a_table_name_that_is_not_an_identifier_is_refused() {
         .await
         .unwrap_err();
     assert!(err.message.contains("unquoted SQL identifier"), "{err}");
+}
+
+/// The default table goes through the migration runner: a table an older build created
+/// by itself is adopted with its entries, and the version is recorded once.
+#[tokio::test]
+async fn the_default_table_is_migrated_and_an_existing_one_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("old.db").display()
+    ))
+    .await
+    .unwrap();
+    for ddl in [
+        "CREATE TABLE herald_inbox (group_id TEXT NOT NULL, event_id TEXT NOT NULL,
+         processed_at INTEGER NOT NULL, PRIMARY KEY (group_id, event_id)) WITHOUT ROWID",
+        "INSERT INTO herald_inbox VALUES ('g', 'old', 0)",
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    let inbox = SqliteInbox::new(pool.clone()).await.unwrap();
+    assert!(inbox.is_processed(key("g", "old")).await.unwrap());
+    SqliteInbox::new(pool.clone()).await.unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM herald_inbox_migrations")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, [1]);
+}
+
+/// A table of another name is created directly, beside the default one.
+#[tokio::test]
+async fn a_custom_table_is_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(dir.path().join("app.db")).await.unwrap();
+    let other = SqliteInbox::with_table(inbox.pool().clone(), "billing_inbox")
+        .await
+        .unwrap();
+    assert!(other.mark_processed(key("g", "e")).await.unwrap());
+    assert!(!inbox.is_processed(key("g", "e")).await.unwrap());
+    assert!(other.is_processed(key("g", "e")).await.unwrap());
 }

@@ -1,0 +1,204 @@
+//! The transactional handler on each database: the inbox mark, the handler's own row and
+//! its outbox replies commit together; a handler error or a future dropped before the
+//! commit leaves none of them (so the redelivery runs the handler again); a duplicate
+//! does nothing.
+
+mod common;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{TestSql, step};
+use herald::{
+    Envelope, HandlerContext, HandlerError, MemoryTransport, RetryPolicy, Router,
+    transport::{Admin, PublisherExt, TopicPartition},
+};
+use herald_sql::{Backend, Database, HeraldDb, TransactionalHandler, UnitOfWork};
+use sqlx::{Postgres, Sqlite};
+
+/// A `Database` on the fixture's pool.
+trait IntoDatabase: Backend + TestSql {
+    fn database(db: HeraldDb<Self>) -> impl std::future::Future<Output = Database> + Send;
+}
+
+impl IntoDatabase for Sqlite {
+    async fn database(db: HeraldDb<Self>) -> Database {
+        Database::sqlite(db).await.unwrap()
+    }
+}
+
+impl IntoDatabase for Postgres {
+    async fn database(db: HeraldDb<Self>) -> Database {
+        Database::postgres(db).await.unwrap()
+    }
+}
+
+/// Writes a row per event, publishes a reply; on attempt 1 fails after that, on attempt
+/// 2 never finishes (the caller's timeout drops it).
+#[derive(Default)]
+struct Writer {
+    calls: AtomicU64,
+    misbehave: bool,
+}
+
+impl TransactionalHandler for Writer {
+    async fn handle<B: Backend>(&self, uow: &mut UnitOfWork<'_, B>) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let id = uow.event().id.clone();
+        let n = uow
+            .execute(
+                "INSERT INTO effects (event_id) VALUES ($1)",
+                &[id.as_str().into()],
+            )
+            .await?;
+        assert_eq!(n, 1);
+        let seen = uow
+            .fetch_i64(
+                "SELECT count(*) FROM effects WHERE event_id = $1",
+                &[id.into()],
+            )
+            .await?;
+        assert_eq!(seen, Some(1), "the handler sees its own write");
+        uow.publish(
+            "replies",
+            Envelope::new("urn:test", "test.reply", "{}").with_key("r"),
+        );
+        match (self.misbehave, uow.context().attempt()) {
+            (true, 1) => Err(HandlerError::transient(std::io::Error::other(
+                "failed after writing and publishing",
+            ))),
+            (true, 2) => std::future::pending().await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn counts<DB: TestSql>(db: &HeraldDb<DB>) -> (i64, i64, i64) {
+    (
+        DB::scalar(db.pool(), "SELECT count(*) FROM effects").await,
+        DB::scalar(db.pool(), "SELECT count(*) FROM herald_inbox").await,
+        DB::scalar(db.pool(), "SELECT count(*) FROM herald_events").await,
+    )
+}
+
+async fn settle(t: &MemoryTransport, group: &str) {
+    let tp = TopicPartition::new("orders", 0);
+    for _ in 0..1_000 {
+        if t.committed(group, &tp) == Some(1) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{group} never committed the event");
+}
+
+/// Runs `handler` for one published event through a router whose handler is
+/// `per_attempt`; returns the transport and the event.
+async fn run_once<F, Fut>(db: &Database, per_attempt: F) -> (MemoryTransport, Envelope)
+where
+    F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let t = MemoryTransport::new();
+    t.create_topic("orders", 1).await.unwrap();
+    let event = step("a", 0);
+    t.publish_envelope("orders", &event).await.unwrap();
+    let router = Router::builder(t.clone(), "billing")
+        .inbox(db.inbox())
+        .retry(RetryPolicy::default().with_max_attempts(5).with_delays(
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+            1.0,
+        ))
+        .on_type("orders", "test.step", move |_e: Envelope, ctx| {
+            per_attempt(ctx)
+        })
+        .start()
+        .await
+        .unwrap();
+    settle(&t, "billing").await;
+    router.shutdown().await.unwrap();
+    (t, event)
+}
+
+async fn commits_together_and_a_duplicate_does_nothing<DB: IntoDatabase>(hdb: HeraldDb<DB>) {
+    DB::exec(hdb.pool(), "CREATE TABLE effects (event_id TEXT NOT NULL)").await;
+    let db = DB::database(hdb.clone()).await;
+    let handler = Arc::new(Writer::default());
+    let (h, d) = (handler.clone(), db.clone());
+    let (_t, event) = run_once(&db, move |ctx| {
+        let (h, d) = (h.clone(), d.clone());
+        async move {
+            d.handle(&*h, &ctx).await?;
+            // The same event again, as a concurrent copy would arrive: the inbox mark
+            // in the transaction stops it before the handler.
+            d.handle(&*h, &ctx).await
+        }
+    })
+    .await;
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        counts(&hdb).await,
+        (1, 1, 1),
+        "effect, inbox mark, one reply"
+    );
+    let bus = MemoryTransport::new();
+    assert_eq!(hdb.relay(bus.clone()).run_once().await.unwrap(), 1);
+    let reply = Envelope::from_record(&bus.records("replies")[0]).unwrap();
+    assert_eq!(reply.causation_id.as_deref(), Some(event.id.as_str()));
+    assert_eq!(
+        reply.correlation_id.as_deref(),
+        Some(event.correlation_id.as_deref().unwrap_or(event.id.as_str()))
+    );
+}
+both!(
+    commits_together,
+    commits_together_and_a_duplicate_does_nothing
+);
+
+async fn an_error_or_a_drop_before_commit_leaves_nothing<DB: IntoDatabase>(hdb: HeraldDb<DB>) {
+    DB::exec(hdb.pool(), "CREATE TABLE effects (event_id TEXT NOT NULL)").await;
+    let db = DB::database(hdb.clone()).await;
+    let handler = Arc::new(Writer {
+        misbehave: true,
+        ..Writer::default()
+    });
+    let (h, d, c) = (handler.clone(), db.clone(), hdb.clone());
+    run_once(&db, move |ctx| {
+        let (h, d, c) = (h.clone(), d.clone(), c.clone());
+        async move {
+            let attempt = ctx.attempt();
+            let result = if attempt == 2 {
+                // A crash-like stop: the future is dropped before it commits.
+                match tokio::time::timeout(Duration::from_millis(200), d.handle(&*h, &ctx)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(HandlerError::transient(e)),
+                }
+            } else {
+                d.handle(&*h, &ctx).await
+            };
+            if attempt <= 2 {
+                assert!(result.is_err(), "attempt {attempt} fails");
+                assert_eq!(
+                    counts(&c).await,
+                    (0, 0, 0),
+                    "attempt {attempt} left nothing"
+                );
+            }
+            result
+        }
+    })
+    .await;
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        3,
+        "run again each time"
+    );
+    assert_eq!(counts(&hdb).await, (1, 1, 1));
+}
+both!(rolls_back, an_error_or_a_drop_before_commit_leaves_nothing);
