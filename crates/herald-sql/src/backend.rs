@@ -17,9 +17,8 @@ use std::{future::Future, time::Duration};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 
 use crate::{
-    handler::Value,
-    migrate::{Migration, Schema},
-    store::ExpectedVersion,
+    value::{Row as ValueRow, Value},
+    version::ExpectedVersion,
     wake::Waker,
 };
 
@@ -65,8 +64,6 @@ pub struct Row {
 pub trait Dialect: sqlx::Database {
     /// `sqlite` or `postgres`, for errors and metrics.
     const BACKEND: &'static str;
-    /// A component's migrations for this database, oldest first.
-    fn migrations(schema: &Schema) -> &'static [Migration];
     /// `SELECT position FROM herald_checkpoints WHERE name = $1`, locking the row where
     /// the database has row locks.
     const LOCK_CHECKPOINT: &'static str;
@@ -101,10 +98,6 @@ impl Dialect for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    fn migrations(schema: &Schema) -> &'static [Migration] {
-        schema.sqlite
-    }
-
     async fn lock_migrations(_: &mut Self::Connection, _: &str) -> Result<(), sqlx::Error> {
         Ok(())
     }
@@ -121,10 +114,6 @@ impl Dialect for Postgres {
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin().await
-    }
-
-    fn migrations(schema: &Schema) -> &'static [Migration] {
-        schema.postgres
     }
 
     async fn lock_migrations(
@@ -452,9 +441,10 @@ pub(crate) use const_format;
 impl_ops!(Sqlite);
 impl_ops!(Postgres);
 
-/// The statements a [`UnitOfWork`](crate::UnitOfWork) runs for a handler, with
-/// [`Value`] arguments: written once below for each database's concrete types, so a
-/// handler generic over `B: Backend` needs no sqlx bounds.
+/// Statements with [`Value`] arguments and [`ValueRow`] results, for code that picks
+/// its database at run time ([`DatabaseTransaction`](crate::DatabaseTransaction),
+/// [`UnitOfWork`](crate::UnitOfWork)): written once below for each database's concrete
+/// types, so such code needs no sqlx bounds.
 pub trait HandlerSql: Dialect {
     /// Runs `sql` with `args`; rows affected.
     fn execute_values(
@@ -462,18 +452,77 @@ pub trait HandlerSql: Dialect {
         sql: &str,
         args: &[Value],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-    /// The first column of the first row as an integer, if there is a row.
-    fn fetch_i64(
+    /// Every row of `sql` with `args`, each column as the [`Value`] it holds.
+    fn fetch_rows(
         conn: &mut Self::Connection,
         sql: &str,
         args: &[Value],
-    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
-    /// The first column of the first row as text, if there is a row.
-    fn fetch_text(
-        conn: &mut Self::Connection,
-        sql: &str,
-        args: &[Value],
-    ) -> impl Future<Output = Result<Option<String>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<ValueRow>, sqlx::Error>> + Send;
+}
+
+/// Binds `args` to `query`, in order.
+macro_rules! bind_values {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for a in $args {
+            q = match a {
+                Value::Null => q.bind(None::<String>),
+                Value::Text(v) => q.bind(v.as_str()),
+                Value::Int(v) => q.bind(*v),
+                Value::Float(v) => q.bind(*v),
+                Value::Bool(v) => q.bind(*v),
+                Value::Bytes(v) => q.bind(v.as_slice()),
+            };
+        }
+        q
+    }};
+}
+
+/// Column `i` of `row` as the [`Value`] it holds: tries each type a column can have
+/// (sqlx checks the column's type before decoding, so the first that fits is the one).
+fn column_value<R>(row: &R, i: usize) -> Result<Value, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use sqlx::{TypeInfo, ValueRef};
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let type_name = raw.type_info().name().to_owned();
+    if let Ok(v) = row.try_get::<i64, _>(i) {
+        return Ok(Value::Int(v));
+    }
+    if let Ok(v) = row.try_get::<i32, _>(i) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<f64, _>(i) {
+        return Ok(Value::Float(v));
+    }
+    if let Ok(v) = row.try_get::<bool, _>(i) {
+        return Ok(Value::Bool(v));
+    }
+    if let Ok(v) = row.try_get::<String, _>(i) {
+        return Ok(Value::Text(v));
+    }
+    if let Ok(v) = row.try_get::<Vec<u8>, _>(i) {
+        return Ok(Value::Bytes(v));
+    }
+    Err(sqlx::Error::ColumnDecode {
+        index: i.to_string(),
+        source: format!(
+            "a {type_name} column has no herald_sql::Value: CAST it to BIGINT, DOUBLE \
+             PRECISION or TEXT"
+        )
+        .into(),
+    })
 }
 
 macro_rules! impl_handler_sql {
@@ -484,53 +533,25 @@ macro_rules! impl_handler_sql {
                 sql: &str,
                 args: &[Value],
             ) -> Result<u64, sqlx::Error> {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = match a {
-                        Value::Text(v) => q.bind(v.as_str()),
-                        Value::Int(v) => q.bind(*v),
-                        Value::Float(v) => q.bind(*v),
-                        Value::Bool(v) => q.bind(*v),
-                        Value::Bytes(v) => q.bind(v.as_slice()),
-                    };
-                }
+                let q = bind_values!(sqlx::query(sql), args);
                 Ok(q.execute(conn).await?.rows_affected())
             }
 
-            async fn fetch_i64(
+            async fn fetch_rows(
                 conn: &mut Self::Connection,
                 sql: &str,
                 args: &[Value],
-            ) -> Result<Option<i64>, sqlx::Error> {
-                let mut q = sqlx::query_scalar::<_, i64>(sql);
-                for a in args {
-                    q = match a {
-                        Value::Text(v) => q.bind(v.as_str()),
-                        Value::Int(v) => q.bind(*v),
-                        Value::Float(v) => q.bind(*v),
-                        Value::Bool(v) => q.bind(*v),
-                        Value::Bytes(v) => q.bind(v.as_slice()),
-                    };
-                }
-                q.fetch_optional(conn).await
-            }
-
-            async fn fetch_text(
-                conn: &mut Self::Connection,
-                sql: &str,
-                args: &[Value],
-            ) -> Result<Option<String>, sqlx::Error> {
-                let mut q = sqlx::query_scalar::<_, String>(sql);
-                for a in args {
-                    q = match a {
-                        Value::Text(v) => q.bind(v.as_str()),
-                        Value::Int(v) => q.bind(*v),
-                        Value::Float(v) => q.bind(*v),
-                        Value::Bool(v) => q.bind(*v),
-                        Value::Bytes(v) => q.bind(v.as_slice()),
-                    };
-                }
-                q.fetch_optional(conn).await
+            ) -> Result<Vec<ValueRow>, sqlx::Error> {
+                let q = bind_values!(sqlx::query(sql), args);
+                let rows = q.fetch_all(conn).await?;
+                rows.iter()
+                    .map(|row| {
+                        (0..sqlx::Row::len(row))
+                            .map(|i| column_value(row, i))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(ValueRow::new)
+                    })
+                    .collect()
             }
         }
     };

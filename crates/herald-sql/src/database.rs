@@ -2,21 +2,26 @@
 
 use std::sync::Arc;
 
-use herald::Inbox;
+use herald::{Inbox, InboxKey, inbox::InboxError, transport::Publisher};
 use sqlx::{Postgres, Sqlite};
 
 use crate::{
     db::HeraldDb,
     error::{Error, Result},
     inbox::{PostgresInbox, SqliteInbox},
+    relay::{self, Backlog, RelayConfig, RelayHandle},
+    transaction::{self, DatabaseTransaction},
+    value::{Row, Value},
 };
 
 /// herald-sql and the inbox on SQLite or PostgreSQL, whichever a URL names: for
 /// services whose database is configuration, not code. Cheap to clone.
 ///
-/// Code that needs the typed pool or transaction matches on the variant (each arm is
-/// compiled for its database) or writes it once, generic over [`Backend`](crate::Backend),
-/// as a [`TransactionalHandler`](crate::TransactionalHandler).
+/// Its statements ([`execute`](Self::execute), [`fetch_all`](Self::fetch_all),
+/// transactions from [`begin`](Self::begin)) take [`Value`]s and return [`Row`]s, so
+/// they compile once for both databases; a consumer's unit of work is a
+/// [`TransactionalHandler`](crate::TransactionalHandler). Code that needs the typed pool
+/// or transaction matches on the variant (each arm is compiled for its database).
 ///
 /// ```
 /// use herald_sql::Database;
@@ -140,6 +145,84 @@ impl Database {
         }
     }
 
+    /// Begins a writing transaction ([`HeraldDb::begin`]: on SQLite it takes the write
+    /// lock at once).
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        Ok(match self {
+            Self::Sqlite { db, .. } => DatabaseTransaction::Sqlite(db.begin().await?),
+            Self::Postgres { db, .. } => DatabaseTransaction::Postgres(db.begin().await?),
+        })
+    }
+
+    /// Runs `sql` with `args` on the pool (its own transaction); rows affected.
+    pub async fn execute(&self, sql: &str, args: &[Value]) -> Result<u64> {
+        match self {
+            Self::Sqlite { db, .. } => {
+                transaction::execute::<Sqlite>(&mut *acquire(db).await?, sql, args).await
+            }
+            Self::Postgres { db, .. } => {
+                transaction::execute::<Postgres>(&mut *acquire(db).await?, sql, args).await
+            }
+        }
+    }
+
+    /// Every row of `sql` with `args`, read on the pool.
+    pub async fn fetch_all(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>> {
+        match self {
+            Self::Sqlite { db, .. } => {
+                transaction::fetch_all::<Sqlite>(&mut *acquire(db).await?, sql, args).await
+            }
+            Self::Postgres { db, .. } => {
+                transaction::fetch_all::<Postgres>(&mut *acquire(db).await?, sql, args).await
+            }
+        }
+    }
+
+    /// The first row of `sql` with `args`, if any.
+    pub async fn fetch_optional(&self, sql: &str, args: &[Value]) -> Result<Option<Row>> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    /// Starts a [`Relay`](crate::Relay) that publishes this database's outbox through
+    /// `publisher` with `config`.
+    pub fn start_relay<P: Publisher>(&self, publisher: P, config: RelayConfig) -> RelayHandle {
+        match self {
+            Self::Sqlite { db, .. } => db.relay(publisher).with_config(config).start(),
+            Self::Postgres { db, .. } => db.relay(publisher).with_config(config).start(),
+        }
+    }
+
+    /// Outbox rows not yet published, in the whole database.
+    pub async fn outbox_backlog(&self) -> Result<Backlog> {
+        match self {
+            Self::Sqlite { db, .. } => relay::backlog(db.pool()).await,
+            Self::Postgres { db, .. } => relay::backlog(db.pool()).await,
+        }
+    }
+
+    /// Records `key` in the inbox inside `tx`; `false` when it was already there.
+    pub(crate) async fn mark_in(
+        &self,
+        tx: &mut DatabaseTransaction,
+        key: InboxKey<'_>,
+    ) -> std::result::Result<bool, InboxError> {
+        match (self, tx) {
+            (Self::Sqlite { inbox, .. }, DatabaseTransaction::Sqlite(tx)) => {
+                inbox.mark_processed_in(tx, key).await
+            }
+            (Self::Postgres { inbox, .. }, DatabaseTransaction::Postgres(tx)) => {
+                inbox.mark_processed_in(tx, key).await
+            }
+            (db, tx) => Err(InboxError {
+                message: format!(
+                    "a {} transaction given to the {} database's inbox",
+                    tx.backend(),
+                    db.backend()
+                ),
+            }),
+        }
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         match self {
@@ -147,6 +230,14 @@ impl Database {
             Self::Postgres { db, .. } => db.pool().close().await,
         }
     }
+}
+
+/// A connection of `db`'s pool.
+async fn acquire<B: crate::Backend>(db: &HeraldDb<B>) -> Result<sqlx::pool::PoolConnection<B>> {
+    db.pool()
+        .acquire()
+        .await
+        .map_err(Error::db(B::BACKEND, "acquiring a connection"))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::store::ExpectedVersion;
+use crate::version::ExpectedVersion;
 
 /// Boxed error of user code (projections, upcasters).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

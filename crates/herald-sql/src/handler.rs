@@ -2,10 +2,11 @@
 //! database — the inbox mark, the handler's own writes and its replies in the outbox
 //! commit together, or none of them does.
 //!
-//! A [`TransactionalHandler`] is written once, generic over [`Backend`], and
-//! [`Database::handle`] runs it on whichever database the service was started with:
+//! [`Database::handle`] runs a [`TransactionalHandler`] (or
+//! [`Database::handle_with`] a closure) on whichever database the service was started
+//! with:
 //!
-//! 1. begins a writing transaction ([`HeraldDb::begin`]);
+//! 1. begins a writing transaction ([`Database::begin`]);
 //! 2. records the event in the inbox in it; a duplicate (a copy already committed) rolls
 //!    back and returns `Ok` without calling the handler;
 //! 3. calls the handler with a [`UnitOfWork`]: the transaction, the handled event, and
@@ -20,24 +21,22 @@
 //! timeout) rolls all of it back: there is no inbox mark, so the redelivered event runs
 //! the handler again.
 //!
-//! The handler's SQL: [`UnitOfWork::execute`], [`fetch_i64`](UnitOfWork::fetch_i64) and
-//! [`fetch_text`](UnitOfWork::fetch_text) take [`Value`] arguments and compile for both
-//! databases with no sqlx bounds (write `$1` placeholders, `BIGINT`, `TEXT`,
-//! `ON CONFLICT`, which both understand). For anything else,
-//! [`tx`](UnitOfWork::tx) gives the typed `sqlx::Transaction`, usable with sqlx in code
-//! for one database.
+//! The handler's SQL: [`UnitOfWork::execute`], [`fetch_all`](UnitOfWork::fetch_all),
+//! [`fetch_optional`](UnitOfWork::fetch_optional) and the one-value
+//! [`fetch_i64`](UnitOfWork::fetch_i64) and [`fetch_text`](UnitOfWork::fetch_text)
+//! take [`Value`] arguments and compile once for both databases (write `$1`
+//! placeholders, `BIGINT`, `TEXT`, `ON CONFLICT`, which both understand). For anything
+//! else, [`tx`](UnitOfWork::tx) gives the [`DatabaseTransaction`], whose variants hold
+//! the typed `sqlx::Transaction`.
 
-use std::future::Future;
+use std::{future::Future, pin::Pin};
 
-use herald::{Envelope, HandlerContext, HandlerError, InboxKey, inbox::InboxError};
-use sqlx::{Postgres, Sqlite, Transaction};
+use herald::{Envelope, HandlerContext, HandlerError};
 
 use crate::{
-    backend::Backend,
     database::Database,
-    db::HeraldDb,
-    inbox::{PostgresInbox, SqliteInbox},
-    outbox::enqueue,
+    transaction::DatabaseTransaction,
+    value::{Row, Value},
 };
 
 /// A consumer's effect in its database, run by [`Database::handle`] inside one
@@ -45,12 +44,12 @@ use crate::{
 ///
 /// ```
 /// use herald::HandlerError;
-/// use herald_sql::{Backend, TransactionalHandler, UnitOfWork};
+/// use herald_sql::{TransactionalHandler, UnitOfWork};
 ///
 /// struct Bill;
 ///
 /// impl TransactionalHandler for Bill {
-///     async fn handle<B: Backend>(&self, uow: &mut UnitOfWork<'_, B>) -> Result<(), HandlerError> {
+///     async fn handle(&self, uow: &mut UnitOfWork<'_>) -> Result<(), HandlerError> {
 ///         let order = uow.event().key_str().unwrap_or_default().to_owned();
 ///         uow.execute("INSERT INTO invoices (order_id) VALUES ($1)", &[order.as_str().into()])
 ///             .await?;
@@ -63,87 +62,25 @@ use crate::{
 pub trait TransactionalHandler: Send + Sync {
     /// Makes the effect of `uow`'s event in `uow`'s transaction; replies go through
     /// [`UnitOfWork::publish`]. An error rolls everything back.
-    fn handle<B: Backend>(
+    fn handle(
         &self,
-        uow: &mut UnitOfWork<'_, B>,
+        uow: &mut UnitOfWork<'_>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// The future a [`Database::handle_with`] closure returns.
+pub type UnitOfWorkFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
+
 /// A handler's open transaction, the event it handles, and the replies it publishes.
 #[derive(Debug)]
-pub struct UnitOfWork<'c, B: Backend> {
-    tx: Transaction<'static, B>,
+pub struct UnitOfWork<'c> {
+    tx: DatabaseTransaction,
     ctx: &'c HandlerContext,
     replies: Vec<(String, Envelope)>,
 }
 
-/// An argument of [`UnitOfWork`]'s statements.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// `TEXT`.
-    Text(String),
-    /// `BIGINT` (and smaller integer columns).
-    Int(i64),
-    /// `DOUBLE PRECISION` / `REAL`.
-    Float(f64),
-    /// `BOOLEAN`.
-    Bool(bool),
-    /// `BYTEA` / `BLOB`.
-    Bytes(Vec<u8>),
-}
-
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Self::Text(v.to_owned())
-    }
-}
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Self::Text(v)
-    }
-}
-impl From<&String> for Value {
-    fn from(v: &String) -> Self {
-        Self::Text(v.clone())
-    }
-}
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Self::Int(v)
-    }
-}
-impl From<i32> for Value {
-    fn from(v: i32) -> Self {
-        Self::Int(v.into())
-    }
-}
-impl From<u32> for Value {
-    fn from(v: u32) -> Self {
-        Self::Int(v.into())
-    }
-}
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Self::Float(v)
-    }
-}
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Self::Bool(v)
-    }
-}
-impl From<Vec<u8>> for Value {
-    fn from(v: Vec<u8>) -> Self {
-        Self::Bytes(v)
-    }
-}
-impl From<&[u8]> for Value {
-    fn from(v: &[u8]) -> Self {
-        Self::Bytes(v.to_vec())
-    }
-}
-
-impl<B: Backend> UnitOfWork<'_, B> {
+impl UnitOfWork<'_> {
     /// The handled event.
     pub fn event(&self) -> &Envelope {
         self.ctx.envelope()
@@ -154,8 +91,9 @@ impl<B: Backend> UnitOfWork<'_, B> {
         self.ctx
     }
 
-    /// The open transaction, for the handler's own sqlx statements.
-    pub fn tx(&mut self) -> &mut Transaction<'static, B> {
+    /// The open transaction, for statements of its own or typed sqlx code (match on the
+    /// variant).
+    pub fn tx(&mut self) -> &mut DatabaseTransaction {
         &mut self.tx
     }
 
@@ -169,7 +107,28 @@ impl<B: Backend> UnitOfWork<'_, B> {
     /// Runs `sql` (`$1`, `$2`, ... placeholders) with `args` in the transaction; rows
     /// affected. A failure is a transient [`HandlerError`].
     pub async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, HandlerError> {
-        B::execute_values(&mut self.tx, sql, args)
+        self.tx
+            .execute(sql, args)
+            .await
+            .map_err(HandlerError::transient)
+    }
+
+    /// Every row of `sql` with `args`.
+    pub async fn fetch_all(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, HandlerError> {
+        self.tx
+            .fetch_all(sql, args)
+            .await
+            .map_err(HandlerError::transient)
+    }
+
+    /// The first row of `sql` with `args`, if any.
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Option<Row>, HandlerError> {
+        self.tx
+            .fetch_optional(sql, args)
             .await
             .map_err(HandlerError::transient)
     }
@@ -180,9 +139,7 @@ impl<B: Backend> UnitOfWork<'_, B> {
         sql: &str,
         args: &[Value],
     ) -> Result<Option<i64>, HandlerError> {
-        B::fetch_i64(&mut self.tx, sql, args)
-            .await
-            .map_err(HandlerError::transient)
+        self.first_column(sql, args).await
     }
 
     /// The first column of the first row of `sql` as text; `None` without rows.
@@ -191,38 +148,18 @@ impl<B: Backend> UnitOfWork<'_, B> {
         sql: &str,
         args: &[Value],
     ) -> Result<Option<String>, HandlerError> {
-        B::fetch_text(&mut self.tx, sql, args)
-            .await
-            .map_err(HandlerError::transient)
+        self.first_column(sql, args).await
     }
-}
 
-/// An inbox that records a key in a transaction of database `B`.
-trait MarkIn<B: Backend>: Sync {
-    fn mark_in<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, B>,
-        key: InboxKey<'a>,
-    ) -> impl Future<Output = Result<bool, InboxError>> + Send + 'a;
-}
-
-impl MarkIn<Sqlite> for SqliteInbox {
-    fn mark_in<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Sqlite>,
-        key: InboxKey<'a>,
-    ) -> impl Future<Output = Result<bool, InboxError>> + Send + 'a {
-        self.mark_processed_in(tx, key)
-    }
-}
-
-impl MarkIn<Postgres> for PostgresInbox {
-    fn mark_in<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        key: InboxKey<'a>,
-    ) -> impl Future<Output = Result<bool, InboxError>> + Send + 'a {
-        self.mark_processed_in(tx, key)
+    async fn first_column<T: crate::value::FromValue>(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Option<T>, HandlerError> {
+        match self.fetch_optional(sql, args).await? {
+            Some(row) => row.get(0).map(Some).map_err(HandlerError::permanent),
+            None => Ok(None),
+        }
     }
 }
 
@@ -237,42 +174,71 @@ impl Database {
         handler: &H,
         ctx: &HandlerContext,
     ) -> Result<(), HandlerError> {
-        match self {
-            Self::Sqlite { db, inbox } => run(db, inbox, handler, ctx).await,
-            Self::Postgres { db, inbox } => run(db, inbox, handler, ctx).await,
+        let Some(mut uow) = self.begin_unit(ctx).await? else {
+            return Ok(());
+        };
+        handler.handle(&mut uow).await?;
+        uow.finish().await
+    }
+
+    /// [`handle`](Self::handle) with a closure for the handler's work; it may move what
+    /// it captured into its future:
+    ///
+    /// ```ignore
+    /// db.handle_with(&ctx, move |uow| Box::pin(async move {
+    ///     uow.execute("INSERT INTO invoices (order_id) VALUES ($1)", &[order_id.into()]).await?;
+    ///     Ok(())
+    /// }))
+    /// .await
+    /// ```
+    pub async fn handle_with<F>(&self, ctx: &HandlerContext, work: F) -> Result<(), HandlerError>
+    where
+        F: for<'a, 'c> FnOnce(&'a mut UnitOfWork<'c>) -> UnitOfWorkFuture<'a> + Send,
+    {
+        let Some(mut uow) = self.begin_unit(ctx).await? else {
+            return Ok(());
+        };
+        work(&mut uow).await?;
+        uow.finish().await
+    }
+
+    /// Begins the unit of `ctx`'s event: the transaction with the inbox mark in it, or
+    /// `None` for a duplicate (a copy already committed; the transaction rolls back).
+    async fn begin_unit<'c>(
+        &self,
+        ctx: &'c HandlerContext,
+    ) -> Result<Option<UnitOfWork<'c>>, HandlerError> {
+        let mut tx = self.begin().await.map_err(HandlerError::transient)?;
+        if !self
+            .mark_in(&mut tx, ctx.inbox_key())
+            .await
+            .map_err(HandlerError::transient)?
+        {
+            return Ok(None);
         }
+        Ok(Some(UnitOfWork {
+            tx,
+            ctx,
+            replies: Vec::new(),
+        }))
     }
 }
 
-async fn run<B: Backend, I: MarkIn<B>, H: TransactionalHandler>(
-    db: &HeraldDb<B>,
-    inbox: &I,
-    handler: &H,
-    ctx: &HandlerContext,
-) -> Result<(), HandlerError> {
-    let mut tx = db.begin().await.map_err(HandlerError::transient)?;
-    if !inbox
-        .mark_in(&mut tx, ctx.inbox_key())
-        .await
-        .map_err(HandlerError::transient)?
-    {
-        return Ok(()); // a copy already committed; dropping `tx` rolls back
+impl UnitOfWork<'_> {
+    /// Enqueues the replies (last) and commits; tells the router the inbox was recorded.
+    async fn finish(self) -> Result<(), HandlerError> {
+        let Self {
+            mut tx,
+            ctx,
+            replies,
+        } = self;
+        for (topic, envelope) in &replies {
+            tx.enqueue(topic, envelope)
+                .await
+                .map_err(HandlerError::transient)?;
+        }
+        tx.commit().await.map_err(HandlerError::transient)?;
+        ctx.mark_inbox_recorded();
+        Ok(())
     }
-    let mut uow = UnitOfWork {
-        tx,
-        ctx,
-        replies: Vec::new(),
-    };
-    handler.handle(&mut uow).await?;
-    let UnitOfWork {
-        mut tx, replies, ..
-    } = uow;
-    for (topic, envelope) in &replies {
-        enqueue(&mut tx, topic, envelope)
-            .await
-            .map_err(HandlerError::transient)?;
-    }
-    tx.commit().await.map_err(HandlerError::transient)?;
-    ctx.mark_inbox_recorded();
-    Ok(())
 }

@@ -44,6 +44,17 @@ pub struct Schema {
     pub postgres: &'static [Migration],
 }
 
+impl Schema {
+    /// The migrations for `backend` (`sqlite` or `postgres`, [`Backend`]'s name).
+    fn migrations(&self, backend: &str) -> &'static [Migration] {
+        if backend == "postgres" {
+            self.postgres
+        } else {
+            self.sqlite
+        }
+    }
+}
+
 /// herald-sql's own tables: the event log, streams, snapshots, checkpoints, relay slots.
 pub const HERALD_SQL: Schema = Schema {
     component: "herald-sql",
@@ -182,7 +193,7 @@ pub async fn apply<DB: Backend>(pool: &Pool<DB>, schema: &Schema) -> Result<()> 
         )
     };
     let table = schema.version_table;
-    let migrations = DB::migrations(schema);
+    let migrations = schema.migrations(DB::BACKEND);
     let mut tx = DB::begin_write(pool).await.map_err(fail("begin"))?;
     DB::lock_migrations(&mut tx, component)
         .await

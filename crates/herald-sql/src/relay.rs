@@ -442,7 +442,7 @@ impl<DB: Backend, P: Publisher> Relay<DB, P> {
     }
 }
 
-async fn backlog<DB: Backend>(pool: &Pool<DB>) -> Result<Backlog> {
+pub(crate) async fn backlog<DB: Backend>(pool: &Pool<DB>) -> Result<Backlog> {
     let mut conn = pool
         .acquire()
         .await

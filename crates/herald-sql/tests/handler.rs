@@ -18,7 +18,7 @@ use herald::{
     Envelope, HandlerContext, HandlerError, MemoryTransport, RetryPolicy, Router,
     transport::{Admin, PublisherExt, TopicPartition},
 };
-use herald_sql::{Backend, Database, HeraldDb, TransactionalHandler, UnitOfWork};
+use herald_sql::{Backend, Database, HeraldDb, Row, TransactionalHandler, UnitOfWork, Value};
 use sqlx::{Postgres, Sqlite};
 
 /// A `Database` on the fixture's pool.
@@ -47,7 +47,7 @@ struct Writer {
 }
 
 impl TransactionalHandler for Writer {
-    async fn handle<B: Backend>(&self, uow: &mut UnitOfWork<'_, B>) -> Result<(), HandlerError> {
+    async fn handle(&self, uow: &mut UnitOfWork<'_>) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let id = uow.event().id.clone();
         let n = uow
@@ -202,3 +202,98 @@ async fn an_error_or_a_drop_before_commit_leaves_nothing<DB: IntoDatabase>(hdb: 
     assert_eq!(counts(&hdb).await, (1, 1, 1));
 }
 both!(rolls_back, an_error_or_a_drop_before_commit_leaves_nothing);
+
+async fn a_closure_is_a_unit_of_work_too<DB: IntoDatabase>(hdb: HeraldDb<DB>) {
+    DB::exec(hdb.pool(), "CREATE TABLE effects (event_id TEXT NOT NULL)").await;
+    let db = DB::database(hdb.clone()).await;
+    let calls = Arc::new(AtomicU64::new(0));
+    let (d, n) = (db.clone(), calls.clone());
+    run_once(&db, move |ctx| {
+        let (d, n) = (d.clone(), n.clone());
+        async move {
+            let id = ctx.envelope().id.clone();
+            d.handle_with(&ctx, move |uow| {
+                Box::pin(async move {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    uow.execute("INSERT INTO effects (event_id) VALUES ($1)", &[id.into()])
+                        .await?;
+                    uow.publish("replies", Envelope::new("urn:test", "test.reply", "{}"));
+                    Ok(())
+                })
+            })
+            .await
+        }
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(counts(&hdb).await, (1, 1, 1), "effect, inbox mark, reply");
+}
+both!(closure, a_closure_is_a_unit_of_work_too);
+
+/// Statements with run-time values read back each column type the same way on both
+/// databases; a rolled-back transaction leaves nothing and a committed one its rows and
+/// outbox entries.
+async fn run_time_statements_read_and_write_alike<DB: IntoDatabase>(hdb: HeraldDb<DB>) {
+    let db = DB::database(hdb.clone()).await;
+    db.execute(
+        "CREATE TABLE kinds (id TEXT PRIMARY KEY, n BIGINT NOT NULL, small INTEGER, \
+         f DOUBLE PRECISION, b BYTEA, note TEXT)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let insert = "INSERT INTO kinds (id, n, small, f, b, note) VALUES ($1, $2, $3, $4, $5, $6)";
+    let args: Vec<Value> = vec![
+        "k1".into(),
+        i64::MAX.into(),
+        7_i32.into(),
+        1.5_f64.into(),
+        vec![0_u8, 255].into(),
+        None::<String>.into(),
+    ];
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(tx.execute(insert, &args).await.unwrap(), 1);
+    tx.enqueue("kinds", &Envelope::new("urn:test", "test.kind", "{}"))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(db.fetch_all("SELECT id FROM kinds", &[]).await.unwrap().is_empty());
+    assert_eq!(db.outbox_backlog().await.unwrap().events, 0);
+
+    let mut tx = db.begin().await.unwrap();
+    tx.execute(insert, &args).await.unwrap();
+    let seen = tx
+        .fetch_optional("SELECT count(*) FROM kinds", &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.get::<i64>(0).unwrap(), 1, "a transaction sees its own write");
+    tx.enqueue("kinds", &Envelope::new("urn:test", "test.kind", "{}"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.outbox_backlog().await.unwrap().events, 1);
+
+    let row: Row = db
+        .fetch_optional(
+            "SELECT id, n, small, f, b, note, count(*) OVER () FROM kinds WHERE id = $1",
+            &["k1".into()],
+        )
+        .await
+        .unwrap()
+        .expect("the row");
+    assert_eq!(row.get::<String>(0).unwrap(), "k1");
+    assert_eq!(row.get::<i64>(1).unwrap(), i64::MAX);
+    assert_eq!(row.get::<i64>(2).unwrap(), 7, "a 32-bit column is an integer");
+    assert_eq!(row.get::<f64>(3).unwrap(), 1.5);
+    assert_eq!(row.get::<Vec<u8>>(4).unwrap(), vec![0, 255]);
+    assert_eq!(row.get::<Option<String>>(5).unwrap(), None);
+    assert_eq!(row.get::<i64>(6).unwrap(), 1, "count(*) is an integer");
+    let err = row.get::<i64>(0).unwrap_err().to_string();
+    assert!(err.contains("column 0 is text"), "{err}");
+
+    let bad = db.execute("INSERT INTO nowhere VALUES ($1)", &[1.into()]).await;
+    let err = bad.unwrap_err().to_string();
+    assert!(err.contains("INSERT INTO nowhere"), "the error names the statement: {err}");
+}
+both!(run_time_statements, run_time_statements_read_and_write_alike);
