@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 /// Order events: placed, completed, cancelled.
 pub const ORDERS: &str = "shop.orders";
+/// `ce_source` of order events (the order service's and its saga's).
+pub const ORDER_SOURCE: &str = "urn:herald-shop:order";
 /// Commands to the inventory service.
 pub const INVENTORY_COMMANDS: &str = "shop.inventory.commands";
 /// Commands to the payment service.

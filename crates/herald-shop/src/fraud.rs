@@ -18,7 +18,6 @@ use crate::{
     events::{ORDERS, OrderPlaced},
     service::router,
     settings::Settings,
-    unit_of_work, with_db,
 };
 
 /// The fraud check's name, consumer group and database.
@@ -73,59 +72,70 @@ async fn check(
     order: OrderPlaced,
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
-    unit_of_work!(db, ctx, |tx| {
-        let previous: Option<String> = sqlx::query_scalar(
-            "SELECT country FROM fraud_checks WHERE customer_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(&order.customer_id)
-        .fetch_optional(&mut *tx)
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                let previous = uow
+                    .fetch_text(
+                        "SELECT country FROM fraud_checks WHERE customer_id = $1
+                         ORDER BY seq DESC LIMIT 1",
+                        &[(&order.customer_id).into()],
+                    )
+                    .await?;
+                let reason = if order.total_cents > threshold {
+                    Some(format!(
+                        "total {} cents is above {threshold}",
+                        order.total_cents
+                    ))
+                } else {
+                    previous
+                        .filter(|c| *c != order.address.country)
+                        .map(|c| format!("ships to {} after {c}", order.address.country))
+                };
+                uow.execute(
+                    "INSERT INTO fraud_checks (order_id, customer_id, country, seq, flagged, reason)
+                     VALUES ($1, $2, $3, (SELECT COUNT(*) FROM fraud_checks), $4, $5)",
+                    &[
+                        (&order.order_id).into(),
+                        (&order.customer_id).into(),
+                        (&order.address.country).into(),
+                        i64::from(reason.is_some()).into(),
+                        reason.into(),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?;
-        let reason = if order.total_cents > threshold {
-            Some(format!(
-                "total {} cents is above {threshold}",
-                order.total_cents
-            ))
-        } else {
-            previous
-                .filter(|c| *c != order.address.country)
-                .map(|c| format!("ships to {} after {c}", order.address.country))
-        };
-        sqlx::query(
-            "INSERT INTO fraud_checks (order_id, customer_id, country, seq, flagged, reason)
-             VALUES ($1, $2, $3, (SELECT COUNT(*) FROM fraud_checks), $4, $5)",
-        )
-        .bind(&order.order_id)
-        .bind(&order.customer_id)
-        .bind(&order.address.country)
-        .bind(i64::from(reason.is_some()))
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(HandlerError::transient)?;
-        Vec::new()
-    })
 }
 
 /// Orders checked, and the flagged ones.
 pub async fn results(db: &ServiceDb) -> Result<(i64, Vec<Flag>), DbError> {
-    with_db!(db, |d, _inbox| {
-        let checked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fraud_checks")
-            .fetch_one(d.pool())
-            .await
-            .map_err(DbError::query("reading fraud checks"))?;
-        let flags: Vec<(String, String)> = sqlx::query_as(
-            "SELECT order_id, reason FROM fraud_checks WHERE flagged = 1 ORDER BY order_id",
-        )
-        .fetch_all(d.pool())
+    let reading = || DbError::query("reading fraud checks");
+    let checked = db
+        .sql()
+        .fetch_optional("SELECT COUNT(*) FROM fraud_checks", &[])
         .await
-        .map_err(DbError::query("reading fraud checks"))?;
-        Ok((
-            checked,
-            flags
-                .into_iter()
-                .map(|(order_id, reason)| Flag { order_id, reason })
-                .collect(),
-        ))
-    })
+        .map_err(reading())?
+        .map_or(Ok(0), |row| row.get(0))
+        .map_err(reading())?;
+    let flags = db
+        .sql()
+        .fetch_all(
+            "SELECT order_id, reason FROM fraud_checks WHERE flagged = 1 ORDER BY order_id",
+            &[],
+        )
+        .await
+        .map_err(reading())?
+        .iter()
+        .map(|row| {
+            Ok(Flag {
+                order_id: row.get(0)?,
+                reason: row.get(1)?,
+            })
+        })
+        .collect::<Result<_, herald_sql::Error>>()
+        .map_err(reading())?;
+    Ok((checked, flags))
 }

@@ -15,9 +15,8 @@ use crate::{
         INVENTORY_COMMANDS, INVENTORY_EVENTS, ReleaseStock, ReserveStock, StockReleased,
         StockReserved, StockUnavailable,
     },
-    service::{ServiceHandle, reply, router},
+    service::{ServiceHandle, col, reply, router},
     settings::Settings,
-    unit_of_work, with_db,
 };
 
 /// The service's name, consumer group and database.
@@ -44,15 +43,14 @@ const TABLES: &[&str] = &[
 pub async fn prepare(db: &ServiceDb, settings: &Settings) -> Result<(), DbError> {
     db.create_tables(TABLES).await?;
     for product in &settings.catalogue {
-        with_db!(db, |d, _inbox| sqlx::query(
-            "INSERT INTO stock (sku, on_hand, initial) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING"
-        )
-        .bind(product.sku)
-        .bind(product.initial_stock)
-        .execute(d.pool())
-        .await
-        .map(|_| ())
-        .map_err(DbError::query("stocking the catalogue")))?;
+        db.sql()
+            .execute(
+                "INSERT INTO stock (sku, on_hand, initial) VALUES ($1, $2, $2)
+                 ON CONFLICT DO NOTHING",
+                &[product.sku.into(), product.initial_stock.into()],
+            )
+            .await
+            .map_err(DbError::query("stocking the catalogue"))?;
     }
     Ok(())
 }
@@ -96,87 +94,88 @@ async fn reserve(
     cmd: ReserveStock,
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
-    unit_of_work!(db, ctx, |tx| {
-        // Take each line with a conditional update; if one is short, put back the
-        // lines already taken (in this same transaction) and reply unavailable.
-        // A second command for the same order (a saga retry after a timeout; a
-        // redelivery stopped at the inbox) answers as the first did and holds nothing.
-        let (held, already): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT), COUNT(*)
-             FROM reservations WHERE order_id = $1",
-        )
-        .bind(&cmd.order_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(HandlerError::transient)?;
-        if already > 0 {
-            let reserved = StockReserved {
-                order_id: cmd.order_id.clone(),
-                units: held,
-            };
-            vec![(INVENTORY_EVENTS, reply(SOURCE, &reserved)?)]
-        } else {
-            let mut taken: Vec<(&str, i64)> = Vec::new();
-            let mut short = None;
-            for line in &cmd.items {
-                let done = sqlx::query(
-                    "UPDATE stock SET on_hand = on_hand - $2 WHERE sku = $1 AND on_hand >= $2",
-                )
-                .bind(&line.sku)
-                .bind(line.quantity)
-                .execute(&mut *tx)
-                .await
-                .map_err(HandlerError::transient)?;
-                if done.rows_affected() == 1 {
-                    taken.push((&line.sku, line.quantity));
-                } else {
-                    let available: Option<i64> =
-                        sqlx::query_scalar("SELECT on_hand FROM stock WHERE sku = $1")
-                            .bind(&line.sku)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(HandlerError::transient)?;
-                    short = Some(StockUnavailable {
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                // Take each line with a conditional update; if one is short, put back the
+                // lines already taken (in this same transaction) and reply unavailable.
+                // A second command for the same order (a saga retry after a timeout; a
+                // redelivery stopped at the inbox) answers as the first did and holds
+                // nothing.
+                let order: herald_sql::Value = (&cmd.order_id).into();
+                let row = uow
+                    .fetch_one(
+                        "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT), COUNT(*)
+                         FROM reservations WHERE order_id = $1",
+                        std::slice::from_ref(&order),
+                    )
+                    .await?;
+                let (held, already): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
+                if already > 0 {
+                    let reserved = StockReserved {
                         order_id: cmd.order_id.clone(),
-                        sku: line.sku.clone(),
-                        requested: line.quantity,
-                        available: available.unwrap_or(0),
-                    });
-                    break;
+                        units: held,
+                    };
+                    uow.publish(INVENTORY_EVENTS, reply(SOURCE, &reserved)?);
+                    return Ok(());
                 }
-            }
-            if let Some(unavailable) = short {
-                for (sku, quantity) in taken {
-                    sqlx::query("UPDATE stock SET on_hand = on_hand + $2 WHERE sku = $1")
-                        .bind(sku)
-                        .bind(quantity)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(HandlerError::transient)?;
+                let mut taken: Vec<(&str, i64)> = Vec::new();
+                let mut short = None;
+                for line in &cmd.items {
+                    let done = uow
+                        .execute(
+                            "UPDATE stock SET on_hand = on_hand - $2
+                             WHERE sku = $1 AND on_hand >= $2",
+                            &[(&line.sku).into(), line.quantity.into()],
+                        )
+                        .await?;
+                    if done == 1 {
+                        taken.push((&line.sku, line.quantity));
+                    } else {
+                        let available = uow
+                            .fetch_i64(
+                                "SELECT on_hand FROM stock WHERE sku = $1",
+                                &[(&line.sku).into()],
+                            )
+                            .await?;
+                        short = Some(StockUnavailable {
+                            order_id: cmd.order_id.clone(),
+                            sku: line.sku.clone(),
+                            requested: line.quantity,
+                            available: available.unwrap_or(0),
+                        });
+                        break;
+                    }
                 }
-                vec![(INVENTORY_EVENTS, reply(SOURCE, &unavailable)?)]
-            } else {
+                if let Some(unavailable) = short {
+                    for (sku, quantity) in taken {
+                        uow.execute(
+                            "UPDATE stock SET on_hand = on_hand + $2 WHERE sku = $1",
+                            &[sku.into(), quantity.into()],
+                        )
+                        .await?;
+                    }
+                    uow.publish(INVENTORY_EVENTS, reply(SOURCE, &unavailable)?);
+                    return Ok(());
+                }
                 let mut units = 0;
                 for line in &cmd.items {
-                    sqlx::query(
+                    uow.execute(
                         "INSERT INTO reservations (order_id, sku, quantity) VALUES ($1, $2, $3)",
+                        &[order.clone(), (&line.sku).into(), line.quantity.into()],
                     )
-                    .bind(&cmd.order_id)
-                    .bind(&line.sku)
-                    .bind(line.quantity)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(HandlerError::transient)?;
+                    .await?;
                     units += line.quantity;
                 }
                 let reserved = StockReserved {
                     order_id: cmd.order_id.clone(),
                     units,
                 };
-                vec![(INVENTORY_EVENTS, reply(SOURCE, &reserved)?)]
-            }
-        }
-    })
+                uow.publish(INVENTORY_EVENTS, reply(SOURCE, &reserved)?);
+                Ok(())
+            })
+        })
+        .await
 }
 
 async fn release(
@@ -184,35 +183,41 @@ async fn release(
     cmd: ReleaseStock,
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
-    unit_of_work!(db, ctx, |tx| {
-        let held: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sku, quantity FROM reservations WHERE order_id = $1 AND released = 0",
-        )
-        .bind(&cmd.order_id)
-        .fetch_all(&mut *tx)
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                let order: herald_sql::Value = (&cmd.order_id).into();
+                let held = uow
+                    .fetch_all(
+                        "SELECT sku, quantity FROM reservations
+                         WHERE order_id = $1 AND released = 0",
+                        std::slice::from_ref(&order),
+                    )
+                    .await?;
+                let mut units = 0;
+                for row in &held {
+                    let (sku, quantity): (String, i64) = (col(row, 0)?, col(row, 1)?);
+                    uow.execute(
+                        "UPDATE stock SET on_hand = on_hand + $2 WHERE sku = $1",
+                        &[sku.into(), quantity.into()],
+                    )
+                    .await?;
+                    units += quantity;
+                }
+                uow.execute(
+                    "UPDATE reservations SET released = 1 WHERE order_id = $1",
+                    &[order],
+                )
+                .await?;
+                let released = StockReleased {
+                    order_id: cmd.order_id.clone(),
+                    units,
+                };
+                uow.publish(INVENTORY_EVENTS, reply(SOURCE, &released)?);
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?;
-        let mut units = 0;
-        for (sku, quantity) in held {
-            sqlx::query("UPDATE stock SET on_hand = on_hand + $2 WHERE sku = $1")
-                .bind(&sku)
-                .bind(quantity)
-                .execute(&mut *tx)
-                .await
-                .map_err(HandlerError::transient)?;
-            units += quantity;
-        }
-        sqlx::query("UPDATE reservations SET released = 1 WHERE order_id = $1")
-            .bind(&cmd.order_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(HandlerError::transient)?;
-        let released = StockReleased {
-            order_id: cmd.order_id.clone(),
-            units,
-        };
-        vec![(INVENTORY_EVENTS, reply(SOURCE, &released)?)]
-    })
 }
 
 /// The inventory's books, for the demo's invariants.
@@ -232,27 +237,32 @@ pub struct StockBook {
 
 /// Reads the inventory's books.
 pub async fn book(db: &ServiceDb) -> Result<StockBook, DbError> {
-    with_db!(db, |d, _inbox| {
-        let (initial, on_hand): (i64, i64) =
-            sqlx::query_as("SELECT CAST(COALESCE(SUM(initial), 0) AS BIGINT), CAST(COALESCE(SUM(on_hand), 0) AS BIGINT) FROM stock")
-                .fetch_one(d.pool())
-                .await
-                .map_err(DbError::query("reading stock"))?;
-        let (reserved, released, orders): (i64, i64, i64) = sqlx::query_as(
+    let stock = db
+        .sql()
+        .fetch_one(
+            "SELECT CAST(COALESCE(SUM(initial), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(on_hand), 0) AS BIGINT)
+             FROM stock",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading stock"))?;
+    let held = db
+        .sql()
+        .fetch_one(
             "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT),
                     CAST(COALESCE(SUM(CASE WHEN released = 1 THEN quantity ELSE 0 END), 0) AS BIGINT),
                     COUNT(DISTINCT order_id)
              FROM reservations",
+            &[],
         )
-        .fetch_one(d.pool())
         .await
         .map_err(DbError::query("reading reservations"))?;
-        Ok(StockBook {
-            initial,
-            on_hand,
-            reserved,
-            released,
-            orders,
-        })
+    Ok(StockBook {
+        initial: stock.get(0)?,
+        on_hand: stock.get(1)?,
+        reserved: held.get(0)?,
+        released: held.get(1)?,
+        orders: held.get(2)?,
     })
 }

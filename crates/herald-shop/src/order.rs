@@ -23,16 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::{DbError, ServiceDb},
-    events::{Address, LineItem, ORDERS, OrderPlaced},
-    saga::StartIn,
+    events::{Address, LineItem, ORDER_SOURCE, ORDERS, OrderPlaced},
     settings::Settings,
-    with_db,
 };
 
 /// The service's name and database.
 pub const NAME: &str = "order";
 /// `ce_source` of order events.
-pub const SOURCE: &str = "urn:herald-shop:order";
+pub const SOURCE: &str = ORDER_SOURCE;
 
 pub(crate) const TABLES: &[&str] = &["CREATE TABLE IF NOT EXISTS orders (
         order_id TEXT PRIMARY KEY,
@@ -257,32 +255,31 @@ impl Orders {
             .map_err(|e| OrderError::Internal(e.to_string()))?
             .with_correlation_id(correlation_id.clone());
         let internal = |e: &dyn std::fmt::Display| OrderError::Internal(e.to_string());
-        with_db!(&self.db, |db, _inbox| {
-            let mut tx = db.begin().await.map_err(|e| internal(&e))?;
-            sqlx::query(
-                "INSERT INTO orders (order_id, customer_id, email, total_cents, status,
-                                     correlation_id, placed_at)
-                 VALUES ($1, $2, $3, $4, 'placed', $5, $6)",
-            )
-            .bind(&placed.order_id)
-            .bind(&placed.customer_id)
-            .bind(&placed.email)
-            .bind(placed.total_cents)
-            .bind(&correlation_id)
-            .bind(now_ms())
-            .execute(&mut *tx)
+        let mut tx = self.db.sql().begin().await.map_err(|e| internal(&e))?;
+        tx.execute(
+            "INSERT INTO orders (order_id, customer_id, email, total_cents, status,
+                                 correlation_id, placed_at)
+             VALUES ($1, $2, $3, $4, 'placed', $5, $6)",
+            &[
+                (&placed.order_id).into(),
+                (&placed.customer_id).into(),
+                (&placed.email).into(),
+                placed.total_cents.into(),
+                (&correlation_id).into(),
+                now_ms().into(),
+            ],
+        )
+        .await
+        .map_err(DbError::query("storing the order"))?;
+        self.saga
+            .start_in(&mut tx, &placed, &envelope)
             .await
-            .map_err(DbError::query("storing the order"))?;
-            self.saga
-                .start_in(&mut tx, &placed, &envelope)
-                .await
-                .map_err(|e| internal(&e))?;
-            // Last: enqueueing holds the outbox's position lock until the commit.
-            herald_sql::enqueue(&mut tx, ORDERS, &envelope)
-                .await
-                .map_err(|e| internal(&e))?;
-            tx.commit().await.map_err(|e| internal(&e))?;
-        });
+            .map_err(|e| internal(&e))?;
+        // Last: enqueueing holds the outbox's position lock until the commit.
+        tx.enqueue(ORDERS, &envelope)
+            .await
+            .map_err(|e| internal(&e))?;
+        tx.commit().await.map_err(|e| internal(&e))?;
         Ok(Placed {
             order_id: placed.order_id,
             status: "placed".into(),
@@ -294,51 +291,51 @@ impl Orders {
 
     /// The order `order_id`.
     pub async fn get(&self, order_id: &str) -> Result<OrderView, OrderError> {
-        type Row = (
-            String,
-            String,
-            String,
-            Option<String>,
-            i64,
-            String,
-            i64,
-            Option<i64>,
-        );
-        let row: Option<Row> = with_db!(&self.db, |db, _inbox| sqlx::query_as(
-            "SELECT order_id, customer_id, status, reason, total_cents, correlation_id,
-                    placed_at, finished_at
-             FROM orders WHERE order_id = $1"
-        )
-        .bind(order_id)
-        .fetch_optional(db.pool())
-        .await
-        .map_err(DbError::query("reading an order")))?;
+        let reading = || DbError::query("reading an order");
+        let row = self
+            .db
+            .sql()
+            .fetch_optional(
+                "SELECT order_id, customer_id, status, reason, total_cents, correlation_id,
+                        placed_at, finished_at
+                 FROM orders WHERE order_id = $1",
+                &[order_id.into()],
+            )
+            .await
+            .map_err(reading())?;
         let Some(r) = row else {
             return Err(OrderError::NotFound(order_id.to_owned()));
         };
-        Ok(OrderView {
-            order_id: r.0,
-            customer_id: r.1,
-            status: r.2,
-            reason: r.3,
-            total_cents: r.4,
-            correlation_id: r.5,
-            placed_at_ms: r.6,
-            finished_at_ms: r.7,
-        })
+        let view = || -> Result<OrderView, herald_sql::Error> {
+            Ok(OrderView {
+                order_id: r.get(0)?,
+                customer_id: r.get(1)?,
+                status: r.get(2)?,
+                reason: r.get(3)?,
+                total_cents: r.get(4)?,
+                correlation_id: r.get(5)?,
+                placed_at_ms: r.get(6)?,
+                finished_at_ms: r.get(7)?,
+            })
+        };
+        Ok(view().map_err(reading())?)
     }
 
     /// Orders by status, and the totals of completed orders.
     pub async fn book(&self) -> Result<OrderBook, DbError> {
-        let rows: Vec<(String, i64, i64)> = with_db!(&self.db, |db, _inbox| sqlx::query_as(
-            "SELECT status, COUNT(*), CAST(COALESCE(SUM(total_cents), 0) AS BIGINT)
-             FROM orders GROUP BY status"
-        )
-        .fetch_all(db.pool())
-        .await
-        .map_err(DbError::query("reading orders")))?;
+        let rows = self
+            .db
+            .sql()
+            .fetch_all(
+                "SELECT status, COUNT(*), CAST(COALESCE(SUM(total_cents), 0) AS BIGINT)
+                 FROM orders GROUP BY status",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("reading orders"))?;
         let mut book = OrderBook::default();
-        for (status, n, cents) in rows {
+        for row in rows {
+            let (status, n, cents): (String, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
             match status.as_str() {
                 "placed" => book.open = n,
                 "completed" => {
@@ -354,12 +351,17 @@ impl Orders {
 
     /// When each finished order was placed and finished (ms since the epoch).
     pub async fn timings(&self) -> Result<Vec<(i64, i64)>, DbError> {
-        with_db!(&self.db, |db, _inbox| sqlx::query_as(
-            "SELECT placed_at, finished_at FROM orders WHERE finished_at IS NOT NULL"
-        )
-        .fetch_all(db.pool())
-        .await
-        .map_err(DbError::query("reading orders")))
+        self.db
+            .sql()
+            .fetch_all(
+                "SELECT placed_at, finished_at FROM orders WHERE finished_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(DbError::query("reading orders"))?
+            .iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?)))
+            .collect()
     }
 }
 

@@ -19,9 +19,8 @@ use crate::{
         ChargePayment, PAYMENT_COMMANDS, PAYMENT_EVENTS, PaymentCharged, PaymentDeclined,
         PaymentRefunded, RefundPayment,
     },
-    service::{ServiceHandle, reply, router},
+    service::{ServiceHandle, col, reply, router},
     settings::{DECLINED_CARD, Settings},
-    unit_of_work, with_db,
 };
 
 /// The service's name, consumer group and database.
@@ -84,52 +83,65 @@ async fn charge(
     // takes the order id as idempotency key, and the row below records one charge.
     tokio::time::sleep(settings.payment_latency).await;
     let declined = cmd.card == DECLINED_CARD;
-    unit_of_work!(db, ctx, |tx| {
-        let payment_id = format!("pay-{}", cmd.order_id);
-        let state = if declined { "declined" } else { "charged" };
-        let inserted = sqlx::query(
-            "INSERT INTO payments (order_id, payment_id, customer_id, amount_cents, state, reason)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&cmd.order_id)
-        .bind(&payment_id)
-        .bind(&cmd.customer_id)
-        .bind(cmd.amount_cents)
-        .bind(state)
-        .bind(declined.then_some("card_declined"))
-        .execute(&mut *tx)
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                let payment_id = format!("pay-{}", cmd.order_id);
+                let state = if declined { "declined" } else { "charged" };
+                let inserted = uow
+                    .execute(
+                        "INSERT INTO payments
+                             (order_id, payment_id, customer_id, amount_cents, state, reason)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[
+                            (&cmd.order_id).into(),
+                            (&payment_id).into(),
+                            (&cmd.customer_id).into(),
+                            cmd.amount_cents.into(),
+                            state.into(),
+                            declined.then_some("card_declined").into(),
+                        ],
+                    )
+                    .await?;
+                let (declined, payment_id, amount_cents) = if inserted == 0 {
+                    // A second command for the same order (a saga retry after a timeout;
+                    // a redelivery stopped at the inbox): answer as the first time,
+                    // charge nothing.
+                    let row = uow
+                        .fetch_one(
+                            "SELECT state, payment_id, amount_cents FROM payments
+                             WHERE order_id = $1",
+                            &[(&cmd.order_id).into()],
+                        )
+                        .await?;
+                    let state: String = col(&row, 0)?;
+                    (state == "declined", col(&row, 1)?, col(&row, 2)?)
+                } else {
+                    (declined, payment_id, cmd.amount_cents)
+                };
+                let event = if declined {
+                    reply(
+                        SOURCE,
+                        &PaymentDeclined {
+                            order_id: cmd.order_id.clone(),
+                            reason: "card_declined".into(),
+                        },
+                    )?
+                } else {
+                    reply(
+                        SOURCE,
+                        &PaymentCharged {
+                            order_id: cmd.order_id.clone(),
+                            payment_id,
+                            amount_cents,
+                        },
+                    )?
+                };
+                uow.publish(PAYMENT_EVENTS, event);
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?
-        .rows_affected();
-        let (declined, payment_id, amount_cents) = if inserted == 0 {
-            // A second command for the same order (a saga retry after a timeout; a
-            // redelivery stopped at the inbox): answer as the first time, charge nothing.
-            let (state, payment_id, amount): (String, String, i64) = sqlx::query_as(
-                "SELECT state, payment_id, amount_cents FROM payments WHERE order_id = $1",
-            )
-            .bind(&cmd.order_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(HandlerError::transient)?;
-            (state == "declined", payment_id, amount)
-        } else {
-            (declined, payment_id, cmd.amount_cents)
-        };
-        if declined {
-            let event = PaymentDeclined {
-                order_id: cmd.order_id.clone(),
-                reason: "card_declined".into(),
-            };
-            vec![(PAYMENT_EVENTS, reply(SOURCE, &event)?)]
-        } else {
-            let event = PaymentCharged {
-                order_id: cmd.order_id.clone(),
-                payment_id,
-                amount_cents,
-            };
-            vec![(PAYMENT_EVENTS, reply(SOURCE, &event)?)]
-        }
-    })
 }
 
 async fn refund(
@@ -139,21 +151,26 @@ async fn refund(
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
     tokio::time::sleep(settings.payment_latency).await;
-    unit_of_work!(db, ctx, |tx| {
-        let amount: Option<i64> = sqlx::query_scalar(
-            "UPDATE payments SET state = 'refunded' WHERE order_id = $1 AND state = 'charged'
-             RETURNING amount_cents",
-        )
-        .bind(&cmd.order_id)
-        .fetch_optional(&mut *tx)
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                let amount = uow
+                    .fetch_i64(
+                        "UPDATE payments SET state = 'refunded'
+                         WHERE order_id = $1 AND state = 'charged'
+                         RETURNING amount_cents",
+                        &[(&cmd.order_id).into()],
+                    )
+                    .await?;
+                let event = PaymentRefunded {
+                    order_id: cmd.order_id.clone(),
+                    amount_cents: amount.unwrap_or(0),
+                };
+                uow.publish(PAYMENT_EVENTS, reply(SOURCE, &event)?);
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?;
-        let event = PaymentRefunded {
-            order_id: cmd.order_id.clone(),
-            amount_cents: amount.unwrap_or(0),
-        };
-        vec![(PAYMENT_EVENTS, reply(SOURCE, &event)?)]
-    })
 }
 
 /// The payment service's books, for the demo's invariants.
@@ -173,8 +190,9 @@ pub struct PaymentBook {
 
 /// Reads the payment service's books.
 pub async fn book(db: &ServiceDb) -> Result<PaymentBook, DbError> {
-    with_db!(db, |d, _inbox| {
-        let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
+    let row = db
+        .sql()
+        .fetch_one(
             "SELECT
                 CAST(COALESCE(SUM(CASE WHEN state <> 'declined' THEN amount_cents ELSE 0 END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN state = 'refunded' THEN amount_cents ELSE 0 END), 0) AS BIGINT),
@@ -182,16 +200,15 @@ pub async fn book(db: &ServiceDb) -> Result<PaymentBook, DbError> {
                 CAST(COALESCE(SUM(CASE WHEN state = 'refunded' THEN 1 ELSE 0 END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN state = 'declined' THEN 1 ELSE 0 END), 0) AS BIGINT)
              FROM payments",
+            &[],
         )
-        .fetch_one(d.pool())
         .await
         .map_err(DbError::query("reading payments"))?;
-        Ok(PaymentBook {
-            charged_cents: row.0,
-            refunded_cents: row.1,
-            charges: row.2,
-            refunds: row.3,
-            declines: row.4,
-        })
+    Ok(PaymentBook {
+        charged_cents: row.get(0)?,
+        refunded_cents: row.get(1)?,
+        charges: row.get(2)?,
+        refunds: row.get(3)?,
+        declines: row.get(4)?,
     })
 }

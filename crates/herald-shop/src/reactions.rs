@@ -21,7 +21,6 @@ use crate::{
     events::{ORDERS, OrderCancelled, OrderCompleted, OrderPlaced},
     service::{ServiceHandle, router},
     settings::Settings,
-    unit_of_work, with_db,
 };
 
 /// The notification service's name, consumer group and database.
@@ -103,19 +102,20 @@ async fn email(
 ) -> Result<(), HandlerError> {
     // The mail server (SMTP) is slow; the order does not wait for it.
     tokio::time::sleep(settings.email_latency).await;
-    unit_of_work!(db, ctx, |tx| {
-        sqlx::query(
-            "INSERT INTO emails (order_id, kind, recipient) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(kind)
-        .bind(recipient)
-        .execute(&mut *tx)
+    let args = [order_id.into(), kind.into(), recipient.into()];
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                uow.execute(
+                    "INSERT INTO emails (order_id, kind, recipient) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &args,
+                )
+                .await?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?;
-        Vec::new()
-    })
 }
 
 /// Starts the analytics service.
@@ -159,19 +159,22 @@ async fn count(
     cents: i64,
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
-    unit_of_work!(db, ctx, |tx| {
-        sqlx::query(
-            "INSERT INTO order_stats (event_type, orders, cents) VALUES ($1, 1, $2)
-             ON CONFLICT (event_type) DO UPDATE
-             SET orders = order_stats.orders + 1, cents = order_stats.cents + excluded.cents",
-        )
-        .bind(kind)
-        .bind(cents)
-        .execute(&mut *tx)
+    let args = [kind.into(), cents.into()];
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                uow.execute(
+                    "INSERT INTO order_stats (event_type, orders, cents) VALUES ($1, 1, $2)
+                     ON CONFLICT (event_type) DO UPDATE
+                     SET orders = order_stats.orders + 1,
+                         cents = order_stats.cents + excluded.cents",
+                    &args,
+                )
+                .await?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?;
-        Vec::new()
-    })
 }
 
 /// Starts the loyalty service.
@@ -203,31 +206,29 @@ pub async fn loyalty_consumers<T: Transport>(
 
 async fn award(db: &ServiceDb, e: OrderCompleted, ctx: HandlerContext) -> Result<(), HandlerError> {
     let points = e.total_cents / 100;
-    unit_of_work!(db, ctx, |tx| {
-        let new = sqlx::query(
-            "INSERT INTO awards (order_id, customer_id, points) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&e.order_id)
-        .bind(&e.customer_id)
-        .bind(points)
-        .execute(&mut *tx)
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                let new = uow
+                    .execute(
+                        "INSERT INTO awards (order_id, customer_id, points) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING",
+                        &[(&e.order_id).into(), (&e.customer_id).into(), points.into()],
+                    )
+                    .await?;
+                if new == 1 {
+                    uow.execute(
+                        "INSERT INTO points (customer_id, points) VALUES ($1, $2)
+                         ON CONFLICT (customer_id)
+                         DO UPDATE SET points = points.points + excluded.points",
+                        &[(&e.customer_id).into(), points.into()],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
         .await
-        .map_err(HandlerError::transient)?
-        .rows_affected();
-        if new == 1 {
-            sqlx::query(
-                "INSERT INTO points (customer_id, points) VALUES ($1, $2)
-                 ON CONFLICT (customer_id) DO UPDATE SET points = points.points + excluded.points",
-            )
-            .bind(&e.customer_id)
-            .bind(points)
-            .execute(&mut *tx)
-            .await
-            .map_err(HandlerError::transient)?;
-        }
-        Vec::new()
-    })
 }
 
 /// What the reacting services recorded, for the demo's invariants.
@@ -269,27 +270,39 @@ pub async fn reactions(
     analytics: &ServiceDb,
     loyalty: &ServiceDb,
 ) -> Result<Reactions, DbError> {
-    let emails: Vec<(String, i64)> = with_db!(notification, |d, _inbox| sqlx::query_as(
-        "SELECT kind, COUNT(*) FROM emails GROUP BY kind ORDER BY kind"
-    )
-    .fetch_all(d.pool())
-    .await
-    .map_err(DbError::query("reading emails")))?;
-    let stats: Vec<(String, i64, i64)> = with_db!(analytics, |d, _inbox| sqlx::query_as(
-        "SELECT event_type, orders, cents FROM order_stats ORDER BY event_type"
-    )
-    .fetch_all(d.pool())
-    .await
-    .map_err(DbError::query("reading order stats")))?;
-    let (awards, awarded_points, points): (i64, i64, i64) =
-        with_db!(loyalty, |d, _inbox| sqlx::query_as(
+    let emails = notification
+        .sql()
+        .fetch_all(
+            "SELECT kind, COUNT(*) FROM emails GROUP BY kind ORDER BY kind",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading emails"))?
+        .iter()
+        .map(|row| Ok((row.get(0)?, row.get(1)?)))
+        .collect::<Result<_, DbError>>()?;
+    let stats = analytics
+        .sql()
+        .fetch_all(
+            "SELECT event_type, orders, cents FROM order_stats ORDER BY event_type",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading order stats"))?
+        .iter()
+        .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .collect::<Result<_, DbError>>()?;
+    let row = loyalty
+        .sql()
+        .fetch_one(
             "SELECT (SELECT COUNT(*) FROM awards),
                 CAST((SELECT COALESCE(SUM(points), 0) FROM awards) AS BIGINT),
-                CAST((SELECT COALESCE(SUM(points), 0) FROM points) AS BIGINT)"
+                CAST((SELECT COALESCE(SUM(points), 0) FROM points) AS BIGINT)",
+            &[],
         )
-        .fetch_one(d.pool())
         .await
-        .map_err(DbError::query("reading loyalty points")))?;
+        .map_err(DbError::query("reading loyalty points"))?;
+    let (awards, awarded_points, points) = (row.get(0)?, row.get(1)?, row.get(2)?);
     Ok(Reactions {
         emails,
         stats,

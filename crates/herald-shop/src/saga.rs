@@ -25,23 +25,22 @@ use herald_saga::{
     Compensation, SagaDefinition, SagaDetails, SagaError, SagaManager, SagaStatus, SagaStore,
     StatusCounts, Step, StepRetry,
 };
+use herald_sql::{Database, DatabaseTransaction};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, Sqlite};
 
 use crate::{
     ShopError,
     db::{DbError, ServiceDb},
     events::{
-        ChargePayment, CreateShipment, INVENTORY_COMMANDS, INVENTORY_EVENTS, ORDERS,
+        ChargePayment, CreateShipment, INVENTORY_COMMANDS, INVENTORY_EVENTS, ORDER_SOURCE, ORDERS,
         OrderCancelled, OrderCompleted, OrderPlaced, PAYMENT_COMMANDS, PAYMENT_EVENTS,
         PaymentCharged, PaymentDeclined, PaymentRefunded, RefundPayment, ReleaseStock,
         ReserveStock, SHIPPING_COMMANDS, SHIPPING_EVENTS, ShipmentCreated, ShipmentRejected,
         StockReleased, StockReserved, StockUnavailable,
     },
-    order::SOURCE,
     service::Stop,
     settings::Settings,
-    with_db,
 };
 
 /// The saga type.
@@ -148,27 +147,21 @@ impl OrderSaga {
     /// the saga's manager.
     pub async fn open(db: &ServiceDb, settings: &Settings) -> Result<Self, SagaError> {
         let definition = definition(settings)?;
-        Ok(match db {
-            ServiceDb::Sqlite { db, .. } => {
+        Ok(match db.sql() {
+            Database::Sqlite { db, .. } => {
                 Self::Sqlite(SagaStore::new(db.clone()).await?.manager(definition))
             }
-            ServiceDb::Postgres { db, .. } => {
+            Database::Postgres { db, .. } => {
                 Self::Postgres(SagaStore::new(db.clone()).await?.manager(definition))
+            }
+            other => {
+                return Err(SagaError::InvalidInput(format!(
+                    "herald-saga does not run on {}",
+                    other.backend()
+                )));
             }
         })
     }
-}
-
-/// Starting the order saga inside the order's transaction, on either database.
-pub trait StartIn<DB: sqlx::Database> {
-    /// Starts the saga of `placed` (saga id: the order id) in `tx`, caused by its
-    /// `OrderPlaced` envelope `cause`.
-    fn start_in(
-        &self,
-        tx: &mut Transaction<'static, DB>,
-        placed: &OrderPlaced,
-        cause: &Envelope,
-    ) -> impl std::future::Future<Output = Result<(), SagaError>> + Send;
 }
 
 fn data(placed: &OrderPlaced) -> OrderData {
@@ -180,39 +173,28 @@ fn data(placed: &OrderPlaced) -> OrderData {
     }
 }
 
-fn wrong_database() -> SagaError {
-    SagaError::InvalidInput("the order saga runs on another database than the order".into())
-}
-
-impl StartIn<Sqlite> for OrderSaga {
-    async fn start_in(
+impl OrderSaga {
+    /// Starts the saga of `placed` (saga id: the order id) in the order's transaction
+    /// `tx`, caused by its `OrderPlaced` envelope `cause`.
+    pub async fn start_in(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut DatabaseTransaction,
         placed: &OrderPlaced,
         cause: &Envelope,
     ) -> Result<(), SagaError> {
-        let Self::Sqlite(manager) = self else {
-            return Err(wrong_database());
-        };
-        manager
-            .start_in_caused_by(tx, &placed.order_id, data(placed), cause)
-            .await
-    }
-}
-
-impl StartIn<Postgres> for OrderSaga {
-    async fn start_in(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        placed: &OrderPlaced,
-        cause: &Envelope,
-    ) -> Result<(), SagaError> {
-        let Self::Postgres(manager) = self else {
-            return Err(wrong_database());
-        };
-        manager
-            .start_in_caused_by(tx, &placed.order_id, data(placed), cause)
-            .await
+        let id = &placed.order_id;
+        match (self, tx) {
+            (Self::Sqlite(m), DatabaseTransaction::Sqlite(tx)) => {
+                m.start_in_caused_by(tx, id, data(placed), cause).await
+            }
+            (Self::Postgres(m), DatabaseTransaction::Postgres(tx)) => {
+                m.start_in_caused_by(tx, id, data(placed), cause).await
+            }
+            (_, tx) => Err(SagaError::InvalidInput(format!(
+                "the order saga runs on another database than the order's {} transaction",
+                tx.backend()
+            ))),
+        }
     }
 }
 
@@ -278,12 +260,18 @@ async fn finish_orders(saga: OrderSaga, db: ServiceDb) {
 
 /// One pass of the finisher; returns the orders closed.
 pub(crate) async fn finish_once(saga: &OrderSaga, db: &ServiceDb) -> Result<usize, ShopError> {
-    let open: Vec<String> = with_db!(db, |d, _inbox| sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY placed_at LIMIT 1000"
-    )
-    .fetch_all(d.pool())
-    .await
-    .map_err(DbError::query("reading open orders")))?;
+    let open = db
+        .sql()
+        .fetch_all(
+            "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY placed_at LIMIT 1000",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading open orders"))?
+        .iter()
+        .map(|row| row.get::<String>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(DbError::query("reading open orders"))?;
     let mut closed = 0;
     for order_id in open {
         let Some(details) = saga.details(&order_id).await? else {
@@ -305,7 +293,10 @@ pub(crate) async fn finish_once(saga: &OrderSaga, db: &ServiceDb) -> Result<usiz
                     total_cents: o.total_cents,
                     shipment_id: data.shipment_id.clone().unwrap_or_default(),
                 };
-                ("completed", Some(Envelope::from_event(SOURCE, &completed)))
+                (
+                    "completed",
+                    Some(Envelope::from_event(ORDER_SOURCE, &completed)),
+                )
             }
             SagaStatus::Compensated => {
                 let reason = data
@@ -319,7 +310,10 @@ pub(crate) async fn finish_once(saga: &OrderSaga, db: &ServiceDb) -> Result<usiz
                     email: o.email.clone(),
                     reason,
                 };
-                ("cancelled", Some(Envelope::from_event(SOURCE, &cancelled)))
+                (
+                    "cancelled",
+                    Some(Envelope::from_event(ORDER_SOURCE, &cancelled)),
+                )
             }
             _ => ("failed", None),
         };
@@ -329,32 +323,29 @@ pub(crate) async fn finish_once(saga: &OrderSaga, db: &ServiceDb) -> Result<usiz
             .map(|e| e.with_correlation_id(instance.correlation_id.clone()));
         let reason = data.failure.clone().or(instance.error.clone());
         let finished_at = millis_since_epoch(instance.updated_at);
-        with_db!(db, |d, _inbox| {
-            let mut tx = d.begin().await.map_err(DbError::from)?;
-            let changed = sqlx::query(
+        let mut tx = db.sql().begin().await.map_err(DbError::from)?;
+        let changed = tx
+            .execute(
                 "UPDATE orders SET status = $2, reason = $3, finished_at = $4
                  WHERE order_id = $1 AND status = 'placed'",
+                &[
+                    (&order_id).into(),
+                    status.into(),
+                    if status == "completed" { None } else { reason }.into(),
+                    finished_at.into(),
+                ],
             )
-            .bind(&order_id)
-            .bind(status)
-            .bind(if status == "completed" { None } else { reason })
-            .bind(finished_at)
-            .execute(&mut *tx)
             .await
-            .map_err(DbError::query("closing an order"))?
-            .rows_affected();
-            if changed == 1 {
-                if let Some(event) = &event {
-                    herald_sql::enqueue(&mut tx, ORDERS, event)
-                        .await
-                        .map_err(DbError::from)?;
-                }
-                tx.commit()
-                    .await
-                    .map_err(DbError::query("closing an order"))?;
-                closed += 1;
+            .map_err(DbError::query("closing an order"))?;
+        if changed == 1 {
+            if let Some(event) = &event {
+                tx.enqueue(ORDERS, event).await.map_err(DbError::from)?;
             }
-        });
+            tx.commit()
+                .await
+                .map_err(DbError::query("closing an order"))?;
+            closed += 1;
+        }
     }
     Ok(closed)
 }

@@ -14,45 +14,21 @@ use herald::{
     Envelope, Event, HandlerError, RetryPolicy, Router, RouterHandle, router::RouterBuilder,
     transport::Transport,
 };
-use herald_sql::RelayHandle;
+use herald_sql::{FromValue, RelayHandle, Row};
 
 use crate::db::ServiceDb;
 
-/// Builds a reply to the handled event: `event` in an envelope from `source`. The unit
-/// of work marks it as caused by the handled event before enqueueing it.
+/// Builds a reply to the handled event: `event` in an envelope from `source`, for
+/// [`UnitOfWork::publish`](herald_sql::UnitOfWork::publish), which marks it as caused by
+/// the handled event.
 pub(crate) fn reply<E: Event>(source: &str, event: &E) -> Result<Envelope, HandlerError> {
     Envelope::from_event(source, event).map_err(HandlerError::permanent)
 }
 
-/// Runs `$work` (which returns `Vec<(topic, Envelope)>`, the replies) in one transaction
-/// of `$sdb` with the inbox mark, enqueues the replies as caused by `$ctx`'s event and
-/// commits. A duplicate returns `Ok(())` from the enclosing handler without effect.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! unit_of_work {
-    ($sdb:expr, $ctx:expr, |$tx:ident| $work:expr) => {
-        $crate::with_db!($sdb, |db, inbox| {
-            let mut $tx = db.begin().await.map_err(herald::HandlerError::transient)?;
-            if !inbox
-                .mark_processed_in(&mut $tx, $ctx.inbox_key())
-                .await
-                .map_err(herald::HandlerError::transient)?
-            {
-                return Ok(());
-            }
-            let replies: Vec<(&str, herald::Envelope)> = $work;
-            for (topic, envelope) in replies {
-                herald_sql::enqueue(&mut $tx, topic, &$ctx.caused(envelope))
-                    .await
-                    .map_err(herald::HandlerError::transient)?;
-            }
-            $tx.commit()
-                .await
-                .map_err(herald::HandlerError::transient)?;
-            $ctx.mark_inbox_recorded();
-            Ok(())
-        })
-    };
+/// Column `index` of `row` as `T`, inside a handler: another type is a bug of the
+/// statement, which no retry fixes.
+pub(crate) fn col<T: FromValue>(row: &Row, index: usize) -> Result<T, HandlerError> {
+    row.get(index).map_err(HandlerError::permanent)
 }
 
 /// How handlers retry: transient failures (a busy database, a mail server that is down)

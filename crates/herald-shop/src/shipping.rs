@@ -17,7 +17,6 @@ use crate::{
     },
     service::{ServiceHandle, reply, router},
     settings::{Settings, UNSERVED_COUNTRY},
-    unit_of_work, with_db,
 };
 
 /// The service's name, consumer group and database.
@@ -66,41 +65,50 @@ async fn create(
     cmd: CreateShipment,
     ctx: HandlerContext,
 ) -> Result<(), HandlerError> {
-    unit_of_work!(db, ctx, |tx| {
-        if cmd.address.country.eq_ignore_ascii_case(UNSERVED_COUNTRY) {
-            let rejected = ShipmentRejected {
-                order_id: cmd.order_id.clone(),
-                reason: format!("no carrier serves {}", cmd.address.country),
-            };
-            vec![(SHIPPING_EVENTS, reply(SOURCE, &rejected)?)]
-        } else {
-            let units: i64 = cmd.items.iter().map(|l| l.quantity).sum();
-            sqlx::query(
-                "INSERT INTO shipments (order_id, shipment_id, country, units)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(&cmd.order_id)
-            .bind(format!("ship-{}", cmd.order_id))
-            .bind(&cmd.address.country)
-            .bind(units)
-            .execute(&mut *tx)
-            .await
-            .map_err(HandlerError::transient)?;
-            let created = ShipmentCreated {
-                order_id: cmd.order_id.clone(),
-                shipment_id: format!("ship-{}", cmd.order_id),
-            };
-            vec![(SHIPPING_EVENTS, reply(SOURCE, &created)?)]
-        }
-    })
+    db.sql()
+        .handle_with(&ctx, move |uow| {
+            Box::pin(async move {
+                if cmd.address.country.eq_ignore_ascii_case(UNSERVED_COUNTRY) {
+                    let rejected = ShipmentRejected {
+                        order_id: cmd.order_id.clone(),
+                        reason: format!("no carrier serves {}", cmd.address.country),
+                    };
+                    uow.publish(SHIPPING_EVENTS, reply(SOURCE, &rejected)?);
+                    return Ok(());
+                }
+                let units: i64 = cmd.items.iter().map(|l| l.quantity).sum();
+                let shipment_id = format!("ship-{}", cmd.order_id);
+                uow.execute(
+                    "INSERT INTO shipments (order_id, shipment_id, country, units)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[
+                        (&cmd.order_id).into(),
+                        (&shipment_id).into(),
+                        (&cmd.address.country).into(),
+                        units.into(),
+                    ],
+                )
+                .await?;
+                let created = ShipmentCreated {
+                    order_id: cmd.order_id.clone(),
+                    shipment_id,
+                };
+                uow.publish(SHIPPING_EVENTS, reply(SOURCE, &created)?);
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// Shipments and the units they carry.
 pub async fn shipped(db: &ServiceDb) -> Result<(i64, i64), DbError> {
-    with_db!(db, |d, _inbox| sqlx::query_as(
-        "SELECT COUNT(*), CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM shipments"
-    )
-    .fetch_one(d.pool())
-    .await
-    .map_err(DbError::query("reading shipments")))
+    let row = db
+        .sql()
+        .fetch_one(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM shipments",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading shipments"))?;
+    Ok((row.get(0)?, row.get(1)?))
 }

@@ -460,13 +460,47 @@ pub trait HandlerSql: Dialect {
     ) -> impl Future<Output = Result<Vec<ValueRow>, sqlx::Error>> + Send;
 }
 
+/// SQL `NULL` of no type on PostgreSQL (OID 0, "unspecified"): the server takes the
+/// type from where the parameter is used, so one `Value::Null` fits a column of any
+/// type. (A typed null, e.g. `Option<String>`, is refused by a `BIGINT` column.)
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+/// The `NULL` each database binds for [`Value::Null`].
+trait NullOf: sqlx::Database {
+    type Null: for<'q> sqlx::Encode<'q, Self> + sqlx::Type<Self> + Send;
+}
+
+impl NullOf for Sqlite {
+    // SQLite's columns take any value: the type of a null does not matter.
+    type Null = Option<String>;
+}
+
+impl NullOf for Postgres {
+    type Null = Option<UntypedNull>;
+}
+
 /// Binds `args` to `query`, in order.
 macro_rules! bind_values {
-    ($query:expr, $args:expr) => {{
+    ($db:ty, $query:expr, $args:expr) => {{
         let mut q = $query;
         for a in $args {
             q = match a {
-                Value::Null => q.bind(None::<String>),
+                Value::Null => q.bind(<$db as NullOf>::Null::default()),
                 Value::Text(v) => q.bind(v.as_str()),
                 Value::Int(v) => q.bind(*v),
                 Value::Float(v) => q.bind(*v),
@@ -533,7 +567,7 @@ macro_rules! impl_handler_sql {
                 sql: &str,
                 args: &[Value],
             ) -> Result<u64, sqlx::Error> {
-                let q = bind_values!(sqlx::query(sql), args);
+                let q = bind_values!($db, sqlx::query(sql), args);
                 Ok(q.execute(conn).await?.rows_affected())
             }
 
@@ -542,7 +576,7 @@ macro_rules! impl_handler_sql {
                 sql: &str,
                 args: &[Value],
             ) -> Result<Vec<ValueRow>, sqlx::Error> {
-                let q = bind_values!(sqlx::query(sql), args);
+                let q = bind_values!($db, sqlx::query(sql), args);
                 let rows = q.fetch_all(conn).await?;
                 rows.iter()
                     .map(|row| {

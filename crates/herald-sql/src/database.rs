@@ -183,6 +183,11 @@ impl Database {
         Ok(self.fetch_all(sql, args).await?.into_iter().next())
     }
 
+    /// The first row of `sql` with `args`; no row is an error (`sqlx::Error::RowNotFound`).
+    pub async fn fetch_one(&self, sql: &str, args: &[Value]) -> Result<Row> {
+        transaction::first_row(self.backend(), sql, self.fetch_all(sql, args).await?)
+    }
+
     /// Starts a [`Relay`](crate::Relay) that publishes this database's outbox through
     /// `publisher` with `config`.
     pub fn start_relay<P: Publisher>(&self, publisher: P, config: RelayConfig) -> RelayHandle {

@@ -69,8 +69,7 @@ pub trait TransactionalHandler: Send + Sync {
 }
 
 /// The future a [`Database::handle_with`] closure returns.
-pub type UnitOfWorkFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
+pub type UnitOfWorkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
 
 /// A handler's open transaction, the event it handles, and the replies it publishes.
 #[derive(Debug)]
@@ -129,6 +128,14 @@ impl UnitOfWork<'_> {
     ) -> Result<Option<Row>, HandlerError> {
         self.tx
             .fetch_optional(sql, args)
+            .await
+            .map_err(HandlerError::transient)
+    }
+
+    /// The first row of `sql` with `args`; no row is an error.
+    pub async fn fetch_one(&mut self, sql: &str, args: &[Value]) -> Result<Row, HandlerError> {
+        self.tx
+            .fetch_one(sql, args)
             .await
             .map_err(HandlerError::transient)
     }

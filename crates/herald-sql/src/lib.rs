@@ -77,8 +77,8 @@ pub mod outbox;
 pub mod projection;
 pub mod relay;
 pub mod store;
-pub mod upcast;
 mod transaction;
+pub mod upcast;
 mod value;
 mod version;
 mod wake;
@@ -90,8 +90,6 @@ pub use database::Database;
 pub use db::HeraldDb;
 pub use error::{BoxError, Conflict, Error, Result};
 pub use handler::{TransactionalHandler, UnitOfWork, UnitOfWorkFuture};
-pub use transaction::DatabaseTransaction;
-pub use value::{FromValue, Row, Value};
 pub use inbox::{PostgresInbox, SqliteInbox};
 pub use outbox::{enqueue, enqueue_all, enqueue_event};
 pub use projection::{Lag, Projection, ProjectionConfig, ProjectionHandle, ProjectionRunner};
@@ -99,4 +97,6 @@ pub use relay::{Backlog, Relay, RelayConfig, RelayHandle, RelayStats};
 pub use store::{
     AppendResult, Direction, EventStore, ExpectedVersion, RecordedEvent, Snapshot, StreamAppend,
 };
+pub use transaction::DatabaseTransaction;
 pub use upcast::Upcasters;
+pub use value::{FromValue, Row, Value};

@@ -14,6 +14,7 @@ use std::{fmt, sync::Arc, time::SystemTime};
 use herald::{Envelope, Event, EventError};
 use sqlx::{Pool, Transaction};
 
+pub use crate::version::ExpectedVersion;
 use crate::{
     backend::{Backend, Row},
     codec::{self, from_millis, millis, now_ms},
@@ -21,7 +22,6 @@ use crate::{
     outbox::{new_row, write_rows},
     upcast::Upcasters,
 };
-pub use crate::version::ExpectedVersion;
 
 /// An event as stored: where it is, and the envelope (upcast to the current shape).
 #[derive(Debug, Clone, PartialEq, Eq)]

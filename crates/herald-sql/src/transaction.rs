@@ -82,6 +82,12 @@ impl DatabaseTransaction {
         Ok(self.fetch_all(sql, args).await?.into_iter().next())
     }
 
+    /// The first row of `sql` with `args`; no row is an error (`sqlx::Error::RowNotFound`).
+    pub async fn fetch_one(&mut self, sql: &str, args: &[Value]) -> Result<Row> {
+        let backend = self.backend();
+        first_row(backend, sql, self.fetch_all(sql, args).await?)
+    }
+
     /// Puts `envelope` into the outbox for `topic` ([`enqueue`]); the relay publishes
     /// it once the transaction commits. Returns its position.
     ///
@@ -143,6 +149,13 @@ pub(crate) async fn fetch_all<B: Backend>(
     B::fetch_rows(conn, sql, args)
         .await
         .map_err(Error::db(B::BACKEND, statement(sql)))
+}
+
+/// The first of `rows`, or `RowNotFound` for `sql`.
+pub(crate) fn first_row(backend: &'static str, sql: &str, rows: Vec<Row>) -> Result<Row> {
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| Error::db(backend, statement(sql))(sqlx::Error::RowNotFound))
 }
 
 /// A statement, shortened for an error message.

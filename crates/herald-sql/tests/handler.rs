@@ -257,17 +257,25 @@ async fn run_time_statements_read_and_write_alike<DB: IntoDatabase>(hdb: HeraldD
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    assert!(db.fetch_all("SELECT id FROM kinds", &[]).await.unwrap().is_empty());
+    assert!(
+        db.fetch_all("SELECT id FROM kinds", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(db.outbox_backlog().await.unwrap().events, 0);
 
     let mut tx = db.begin().await.unwrap();
     tx.execute(insert, &args).await.unwrap();
     let seen = tx
-        .fetch_optional("SELECT count(*) FROM kinds", &[])
+        .fetch_one("SELECT count(*) FROM kinds", &[])
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(seen.get::<i64>(0).unwrap(), 1, "a transaction sees its own write");
+    assert_eq!(
+        seen.get::<i64>(0).unwrap(),
+        1,
+        "a transaction sees its own write"
+    );
     tx.enqueue("kinds", &Envelope::new("urn:test", "test.kind", "{}"))
         .await
         .unwrap();
@@ -284,7 +292,11 @@ async fn run_time_statements_read_and_write_alike<DB: IntoDatabase>(hdb: HeraldD
         .expect("the row");
     assert_eq!(row.get::<String>(0).unwrap(), "k1");
     assert_eq!(row.get::<i64>(1).unwrap(), i64::MAX);
-    assert_eq!(row.get::<i64>(2).unwrap(), 7, "a 32-bit column is an integer");
+    assert_eq!(
+        row.get::<i64>(2).unwrap(),
+        7,
+        "a 32-bit column is an integer"
+    );
     assert_eq!(row.get::<f64>(3).unwrap(), 1.5);
     assert_eq!(row.get::<Vec<u8>>(4).unwrap(), vec![0, 255]);
     assert_eq!(row.get::<Option<String>>(5).unwrap(), None);
@@ -292,8 +304,50 @@ async fn run_time_statements_read_and_write_alike<DB: IntoDatabase>(hdb: HeraldD
     let err = row.get::<i64>(0).unwrap_err().to_string();
     assert!(err.contains("column 0 is text"), "{err}");
 
-    let bad = db.execute("INSERT INTO nowhere VALUES ($1)", &[1.into()]).await;
+    // NULL goes into a column of any type, on both databases.
+    db.execute(
+        "INSERT INTO kinds (id, n, small, f, b, note) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            "k2".into(),
+            2.into(),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ],
+    )
+    .await
+    .unwrap();
+    let nulls = db
+        .fetch_one(
+            "SELECT small, f, b, note FROM kinds WHERE id = $1",
+            &["k2".into()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        nulls.columns().iter().all(|v| *v == Value::Null),
+        "{nulls:?}"
+    );
+
+    let none = db
+        .fetch_one("SELECT id FROM kinds WHERE id = $1", &["nope".into()])
+        .await;
+    assert!(
+        none.unwrap_err().to_string().contains("no rows"),
+        "fetch_one without a row"
+    );
+
+    let bad = db
+        .execute("INSERT INTO nowhere VALUES ($1)", &[1.into()])
+        .await;
     let err = bad.unwrap_err().to_string();
-    assert!(err.contains("INSERT INTO nowhere"), "the error names the statement: {err}");
+    assert!(
+        err.contains("INSERT INTO nowhere"),
+        "the error names the statement: {err}"
+    );
 }
-both!(run_time_statements, run_time_statements_read_and_write_alike);
+both!(
+    run_time_statements,
+    run_time_statements_read_and_write_alike
+);
