@@ -280,6 +280,25 @@ impl DecodedBatch {
     }
 }
 
+/// Decodes the whole batches at the front of `bytes` (a log read: whole batches, maybe
+/// followed by a partial one, which is skipped), in order. Each is checked as
+/// [`decode_batch`] checks it.
+pub fn decode_batches(
+    bytes: &[u8],
+) -> impl Iterator<Item = Result<DecodedBatch, RecordError>> + '_ {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let header = BatchHeader::parse(rest).ok()?;
+        let len = header.total_len();
+        if len == 0 || len > rest.len() {
+            return None;
+        }
+        let (batch, after) = rest.split_at(len);
+        rest = after;
+        Some(decode_batch(batch))
+    })
+}
+
 /// Validates one complete batch (length, magic, CRC) and decodes all its records,
 /// decompressing up to [`DEFAULT_MAX_UNCOMPRESSED`] bytes.
 pub fn decode_batch(batch: &[u8]) -> Result<DecodedBatch, RecordError> {

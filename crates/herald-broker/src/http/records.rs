@@ -16,10 +16,7 @@ use herald_api::records::{
     ConsumeQuery, ConsumeResponse, HeaderOut, HeadersIn, ProduceBody, ProduceResponse, RecordIn,
     RecordOffset, RecordOut,
 };
-use herald_format::{
-    batch::BatchHeader,
-    records::{BatchBuilder, Compression, Header, decode_batch},
-};
+use herald_format::records::{BatchBuilder, Compression, Header, decode_batches};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -207,20 +204,12 @@ pub(crate) async fn produce(
 
 /// Decodes the records at or after `offset` from whole batches; returns them and the
 /// offset after the last batch.
-fn decode_records(mut bytes: &[u8], offset: i64) -> Result<(Vec<RecordOut>, i64), ApiError> {
+fn decode_records(bytes: &[u8], offset: i64) -> Result<(Vec<RecordOut>, i64), ApiError> {
     let mut out = Vec::new();
     let mut next = offset;
-    while let Ok(header) = BatchHeader::parse(bytes) {
-        let len = header.total_len();
-        if len == 0 || len > bytes.len() {
-            break;
-        }
-        let batch = decode_batch(&bytes[..len]).map_err(|e| {
-            ApiError::internal(format!(
-                "stored batch at offset {}: {e}",
-                header.base_offset
-            ))
-        })?;
+    for batch in decode_batches(bytes) {
+        let batch = batch.map_err(|e| ApiError::internal(format!("stored batch: {e}")))?;
+        next = next.max(batch.header.last_offset() + 1);
         out.extend(
             batch
                 .records
@@ -241,8 +230,6 @@ fn decode_records(mut bytes: &[u8], offset: i64) -> Result<(Vec<RecordOut>, i64)
                     value: r.value,
                 }),
         );
-        next = next.max(header.last_offset() + 1);
-        bytes = &bytes[len..];
     }
     Ok((out, next))
 }

@@ -1,11 +1,12 @@
 //! The dead-letter routes of the HTTP API: `/api/v1/dlq/{topic}/{group}[/{id}|/replay|
 //! /discard]`.
 //!
-//! They live in the binary, not in herald-broker: the broker stays free of the SDK, and
-//! the routes go through the SDK's public [`DeadLetterQueue`] on a [`KafkaTransport`]
-//! pointed at the broker's own Kafka listener, exactly as an external tool would. The
-//! transport is set once the broker has bound its listener; until then (and after
-//! shutdown begins) the routes answer 503.
+//! They live in the binary, not in herald-broker: the broker stays free of the SDK. The
+//! routes run the SDK's [`DeadLetterQueue`] (the same code as `herald dlq`) on a
+//! [`BrokerTransport`], which appends and reads through the broker in this process: no
+//! Kafka client, no loopback connection, nothing to authenticate. The transport is set
+//! once the broker has started; until then (and after shutdown begins) the routes
+//! answer 503.
 
 use std::sync::{Arc, RwLock};
 
@@ -19,13 +20,14 @@ use axum::{
     routing::{get, post},
 };
 use herald::{
-    DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
+    DeadLetterFilter, DeadLetterQueue, ReplayTarget,
     dlq::{DeadLetterKind, DlqCounts},
 };
 use herald_broker::http::{ApiError, error::codes};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::broker_transport::BrokerTransport;
 use crate::dlq::{self, letter_json, parse_time};
 
 /// `error_code` of an id that names no unresolved dead letter.
@@ -33,15 +35,19 @@ pub(crate) const UNKNOWN_DEAD_LETTER: u32 = 40405;
 
 /// The transport the routes use, once the broker listens.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct DlqState(Arc<RwLock<Option<KafkaTransport>>>);
+pub(crate) struct DlqState(Arc<RwLock<Option<BrokerTransport>>>);
 
 impl DlqState {
     /// Serves the routes through `transport` from now on (`None`: answer 503).
-    pub(crate) fn set(&self, transport: Option<KafkaTransport>) {
+    pub(crate) fn set(&self, transport: Option<BrokerTransport>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = transport;
     }
 
-    fn queue(&self, topic: &str, group: &str) -> Result<DeadLetterQueue<KafkaTransport>, ApiError> {
+    fn queue(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<DeadLetterQueue<BrokerTransport>, ApiError> {
         let transport = self
             .0
             .read()
@@ -200,7 +206,7 @@ async fn show(
 
 /// The filters a replay or discard runs: one per id, or the body's filter.
 async fn selection(
-    queue: &DeadLetterQueue<KafkaTransport>,
+    queue: &DeadLetterQueue<BrokerTransport>,
     topic: &str,
     group: &str,
     body: &ResolveBody,

@@ -5,6 +5,7 @@
 //! in flight finish), then the broker (connections drain, logs are synced and closed),
 //! then the registry's log.
 
+mod broker_transport;
 mod dlq_api;
 mod registry;
 mod settings;
@@ -55,13 +56,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| broker_error(e, &config))?;
     http.set_ready(handle.broker().clone());
-    // The dead-letter routes are a Kafka client of this very broker.
-    let transport = herald::KafkaTransport::new(
-        herald::transport::kafka::KafkaConfig::new(handle.kafka_addr().to_string())
-            .with_client_id("herald-http-dlq"),
-    )
-    .map_err(|e| CliError::runtime(format!("cannot create the dead-letter API's client: {e}")))?;
-    dlq.set(Some(transport));
+    // The dead-letter routes append and read through this broker, in process.
+    dlq.set(Some(broker_transport::BrokerTransport::new(
+        handle.broker().clone(),
+    )));
     announce(
         &config,
         handle.kafka_addr(),
@@ -74,7 +72,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     tracing::info!("shutting down: finishing requests in flight");
     http.shutdown().await;
     let registry = registry.stop_serving().await;
-    // Its client goes before the broker it talks to.
+    // The routes let go of the broker before it stops.
     dlq.set(None);
     handle
         .shutdown()

@@ -9,7 +9,8 @@ use thiserror::Error;
 
 use super::{DeadLetter, DeadLetterKind, DeadLetterPolicy, dlq_topic, headers};
 use crate::transport::{
-    ConsumedRecord, Header, OutgoingRecord, TopicPartition, Transport, TransportError, header_str,
+    ConsumedRecord, Header, OutgoingRecord, Publisher, TopicPartition, TopicReader, TransportError,
+    header_str,
 };
 
 /// Records read per call while scanning a dead-letter topic.
@@ -126,7 +127,9 @@ pub struct DeadLetterQueue<T> {
     group: Option<String>,
 }
 
-impl<T: Transport> DeadLetterQueue<T> {
+// Only reading and appending: a transport that cannot consume in a group (the broker's
+// own, in `herald serve`) serves it too.
+impl<T: Publisher + TopicReader> DeadLetterQueue<T> {
     /// The dead-letter topic of `group` for events from `topic`.
     pub fn new(transport: T, topic: &str, group: &str) -> Self {
         Self {
