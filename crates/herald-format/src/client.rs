@@ -7,7 +7,10 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::records::Header;
+use crate::{
+    partitioner::partition_for_key,
+    records::{DecodedRecord, Header},
+};
 
 /// One partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,6 +53,22 @@ pub struct OutgoingRecord {
     pub partition: Option<u32>,
 }
 
+impl OutgoingRecord {
+    /// The partition this record goes to in a topic of `count` partitions, as every SDK
+    /// transport places it: its explicit partition, else its key's
+    /// ([`partition_for_key`], Kafka's default partitioner), else `next_unkeyed()` (the
+    /// transport's round robin) modulo `count`. `Err(p)` for an explicit partition the
+    /// topic does not have.
+    pub fn partition_in(&self, count: u32, next_unkeyed: impl FnOnce() -> u32) -> Result<u32, u32> {
+        match (self.partition, &self.key) {
+            (Some(p), _) if p >= count => Err(p),
+            (Some(p), _) => Ok(p),
+            (None, Some(key)) => Ok(partition_for_key(key, count)),
+            (None, None) => Ok(next_unkeyed() % count.max(1)),
+        }
+    }
+}
+
 /// A record read from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
@@ -70,8 +89,51 @@ pub struct ConsumedRecord {
 }
 
 impl ConsumedRecord {
+    /// Record `r`, decoded from a batch of partition `tp`.
+    pub fn decoded(tp: &TopicPartition, r: DecodedRecord) -> Self {
+        Self {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            offset: r.offset as u64,
+            timestamp: r.timestamp,
+            key: r.key.map(Into::into),
+            value: r.value.map(Into::into),
+            headers: r.headers,
+        }
+    }
+
     /// The record's topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_placed_by_partition_then_key_then_round_robin() {
+        let explicit = OutgoingRecord {
+            partition: Some(2),
+            key: Some(Bytes::from_static(b"k")),
+            ..OutgoingRecord::default()
+        };
+        assert_eq!(explicit.partition_in(3, || unreachable!()), Ok(2));
+        assert_eq!(
+            explicit.partition_in(2, || 0),
+            Err(2),
+            "no partition 2 of 2"
+        );
+        let keyed = OutgoingRecord {
+            key: Some(Bytes::from_static(b"order-1")),
+            ..OutgoingRecord::default()
+        };
+        assert_eq!(
+            keyed.partition_in(6, || 0),
+            Ok(partition_for_key(b"order-1", 6))
+        );
+        let unkeyed = OutgoingRecord::default();
+        assert_eq!(unkeyed.partition_in(3, || 7), Ok(1));
     }
 }

@@ -14,7 +14,7 @@ use std::{
 
 use herald::transport::{
     ConsumedRecord, OutgoingRecord, Publisher, RecordPosition, Result, TopicPartition, TopicReader,
-    TransportError, partition_for_key,
+    TransportError,
 };
 use herald_broker::{Acks, Broker, ProduceError, ReadError};
 use herald_format::records::{BatchBuilder, Compression, decode_batches};
@@ -119,12 +119,10 @@ impl Publisher for BrokerTransport {
         // records of each partition in publish order, in batches of about BATCH_BYTES.
         let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
-            let p = match (r.partition, &r.key) {
-                (Some(p), _) if p >= count => return Err(unknown_partition(topic, p, count)),
-                (Some(p), _) => p,
-                (None, Some(key)) => partition_for_key(key, count),
-                (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % count,
-            };
+            let next = || self.round_robin.fetch_add(1, Ordering::Relaxed);
+            let p = r
+                .partition_in(count, next)
+                .map_err(|p| unknown_partition(topic, p, count))?;
             by_partition.entry(p).or_default().push(i);
         }
         let now = now_ms();
@@ -229,15 +227,7 @@ impl TopicReader for BrokerTransport {
                         .records
                         .into_iter()
                         .filter(|r| r.offset as u64 >= before)
-                        .map(|r| ConsumedRecord {
-                            topic: partition.topic.clone(),
-                            partition: partition.partition,
-                            offset: r.offset as u64,
-                            timestamp: r.timestamp,
-                            key: r.key.map(Into::into),
-                            value: r.value.map(Into::into),
-                            headers: r.headers,
-                        }),
+                        .map(|r| ConsumedRecord::decoded(partition, r)),
                 );
             }
             if next == before {
@@ -251,7 +241,7 @@ impl TopicReader for BrokerTransport {
 
 #[cfg(test)]
 mod tests {
-    use herald::transport::Header;
+    use herald::transport::{Header, partition_for_key};
     use herald_broker::{BrokerConfig, NewTopic};
 
     use super::*;

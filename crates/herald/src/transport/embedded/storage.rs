@@ -273,15 +273,7 @@ impl Storage for LogStorage {
                         .records
                         .into_iter()
                         .filter(|r| r.offset as u64 >= next)
-                        .map(|r| ConsumedRecord {
-                            topic: partition.topic.clone(),
-                            partition: partition.partition,
-                            offset: r.offset as u64,
-                            timestamp: r.timestamp,
-                            key: r.key.map(Into::into),
-                            value: r.value.map(Into::into),
-                            headers: r.headers,
-                        }),
+                        .map(|r| ConsumedRecord::decoded(partition, r)),
                 );
                 next = next.max(header.last_offset() as u64 + 1);
                 pos += len;

@@ -18,7 +18,7 @@ pub(crate) use consumer::LocalConsumer;
 
 use super::{
     BoxFuture, ConsumedRecord, OutgoingRecord, RecordPosition, Result, TopicPartition,
-    TransportError, partition_for_key, validate_topic_name,
+    TransportError, validate_topic_name,
 };
 
 /// Committed offsets of one group.
@@ -225,18 +225,14 @@ impl<S: Storage> Engine<S> {
         let count = self.partitions_or_create(topic)?;
         let mut targets = Vec::with_capacity(records.len());
         for r in &records {
-            targets.push(match (r.partition, &r.key) {
-                (Some(p), _) if p >= count => {
-                    return Err(TransportError::UnknownPartition {
-                        topic: topic.to_owned(),
-                        partition: p,
-                        partitions: count,
-                    });
+            let next = || self.round_robin.fetch_add(1, Ordering::Relaxed);
+            targets.push(r.partition_in(count, next).map_err(|partition| {
+                TransportError::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    partitions: count,
                 }
-                (Some(p), _) => p,
-                (None, Some(key)) => partition_for_key(key, count),
-                (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % count,
-            });
+            })?);
         }
         let now = now_ms();
         let mut positions = vec![
