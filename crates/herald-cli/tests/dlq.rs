@@ -493,3 +493,147 @@ async fn the_http_api_lists_shows_replays_and_discards_dead_letters() {
     wait_for_http_letters(&http, &base, 0).await;
     router.shutdown().await.unwrap();
 }
+
+/// The value of the series `name` (without labels) in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// `POST`s `body` as JSON and returns the answer, which must be a success.
+async fn post_ok(http: &reqwest::Client, url: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = http.post(url).json(&body).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "POST {url}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The headers that make a record of a dead-letter topic a letter of group `ledger`.
+fn letter_headers(event_id: &str, partition: u32) -> serde_json::Value {
+    serde_json::json!({
+        "herald_dlq_kind": "failed",
+        "herald_dlq_event_id": event_id,
+        "herald_dlq_group": "ledger",
+        "herald_dlq_reason": "retries exhausted: card declined",
+        "herald_dlq_policy": "sequenced",
+        "herald_dlq_original_topic": "payments",
+        "herald_dlq_original_partition": partition.to_string(),
+        "herald_dlq_original_offset": "0",
+    })
+}
+
+/// The routes work on the broker in process: letters written, listed, replayed and
+/// discarded over HTTP alone, and the broker never accepts a Kafka connection (it counts
+/// them in `herald_kafka_connections_opened_total`, which the end of the test checks
+/// does count one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_dead_letter_routes_open_no_kafka_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = HeraldServe::start(
+        HERALD,
+        &dir.path().join("data"),
+        &dir.path().join("serve.log"),
+    );
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1", serve.http);
+    for (name, partitions) in [("payments", 2), ("payments.ledger.dlq", 1)] {
+        post_ok(
+            &http,
+            &format!("{api}/topics"),
+            serde_json::json!({ "name": name, "partitions": partitions }),
+        )
+        .await;
+    }
+    post_ok(
+        &http,
+        &format!("{api}/topics/payments.ledger.dlq/records"),
+        serde_json::json!({ "records": [
+            { "key": "a", "value": "event a", "headers": letter_headers("e-a", 1) },
+            { "key": "b", "value": "event b", "headers": letter_headers("e-b", 0) },
+        ] }),
+    )
+    .await;
+
+    let base = format!("{api}/dlq/payments/ledger");
+    let listed = wait_for_http_letters(&http, &base, 2).await;
+    assert_eq!(listed["letters"][0]["id"], "e-b", "in original order");
+    let replayed = post_ok(
+        &http,
+        &format!("{base}/replay"),
+        serde_json::json!({ "ids": ["e-a"] }),
+    )
+    .await;
+    assert_eq!(
+        replayed,
+        serde_json::json!({ "matched": 1, "replayed": 1, "discarded": 0 })
+    );
+    let discarded = post_ok(
+        &http,
+        &format!("{base}/discard"),
+        serde_json::json!({ "ids": ["e-b"] }),
+    )
+    .await;
+    assert_eq!(
+        discarded,
+        serde_json::json!({ "matched": 1, "replayed": 0, "discarded": 1 })
+    );
+    wait_for_http_letters(&http, &base, 0).await;
+
+    // The replay went back to its partition with its id; the discard of a sequenced
+    // letter released its key with a control record on the key's partition.
+    let header = |r: &serde_json::Value, key: &str| {
+        r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["key"] == key)
+            .map(|h| h["value"].clone())
+    };
+    let read = |p: u32| {
+        let url = format!("{api}/topics/payments/partitions/{p}/records");
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["records"].as_array().unwrap().clone()
+        }
+    };
+    let replay = read(1).await;
+    assert_eq!(replay.len(), 1);
+    assert_eq!(
+        (replay[0]["key"].clone(), replay[0]["value"].clone()),
+        ("a".into(), "event a".into())
+    );
+    assert_eq!(header(&replay[0], "herald_replay_id"), Some("e-a".into()));
+    let control = read(0).await;
+    assert_eq!(control.len(), 1);
+    assert_eq!(control[0]["key"], "b");
+    assert_eq!(
+        header(&control[0], "herald_control"),
+        Some("unblock".into())
+    );
+
+    let scrape = || {
+        let (http, url) = (http.clone(), format!("{}/metrics", serve.http));
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let opened = metric(&scrape().await, "herald_kafka_connections_opened_total");
+    assert!(
+        opened.unwrap_or(0.0) == 0.0,
+        "the routes opened Kafka connections: {opened:?}"
+    );
+    // The counter does count: one connection of our own shows up in it.
+    let _kafka = tokio::net::TcpStream::connect(&serve.kafka).await.unwrap();
+    for _ in 0..120 {
+        if metric(&scrape().await, "herald_kafka_connections_opened_total") == Some(1.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the broker never counted the test's own Kafka connection");
+}
