@@ -63,7 +63,7 @@ impl BrokerTransport {
             .topics()
             .partition(&tp.topic, tp.partition as i32)
             .ok_or_else(|| unknown_partition(&tp.topic, tp.partition, count))?;
-        let (start, end) = partition.offsets().map_err(|e| read_error(tp, e))?;
+        let (start, end) = partition.offsets().map_err(|e| read_error(tp, 0, e))?;
         Ok((start.max(0) as u64, end.max(0) as u64))
     }
 }
@@ -76,18 +76,31 @@ fn unknown_partition(topic: &str, partition: u32, partitions: u32) -> TransportE
     }
 }
 
-fn read_error(tp: &TopicPartition, e: ReadError) -> TransportError {
+fn read_error(tp: &TopicPartition, offset: u64, e: ReadError) -> TransportError {
     match e {
         ReadError::OffsetOutOfRange(_) => TransportError::OffsetOutOfRange {
             partition: tp.clone(),
-            offset: 0,
+            offset,
         },
+        ReadError::UnknownTopicOrPartition { .. } => TransportError::UnknownTopic(tp.topic.clone()),
         e => TransportError::Storage(format!("reading {tp}: {e}").into()),
     }
 }
 
+/// A broker refusal of the records (size, schema ids) says so, as the Kafka transport's
+/// would; a failing log is a storage error.
 fn produce_error(topic: &str, partition: u32, e: ProduceError) -> TransportError {
-    TransportError::Storage(format!("appending to {topic}-{partition}: {e}").into())
+    let operation = format!("appending to {topic}-{partition}");
+    match e {
+        ProduceError::Storage(e) => TransportError::Storage(format!("{operation}: {e}").into()),
+        ProduceError::UnknownTopicOrPartition { .. } => {
+            TransportError::UnknownTopic(topic.to_owned())
+        }
+        e => TransportError::Kafka {
+            operation: operation.into(),
+            message: format!("the broker refused the records: {e}").into(),
+        },
+    }
 }
 
 fn now_ms() -> i64 {
@@ -215,7 +228,7 @@ impl TopicReader for BrokerTransport {
                     READ_BYTES,
                 )
                 .await
-                .map_err(|e| read_error(partition, e))?;
+                .map_err(|e| read_error(partition, next, e))?;
             let before = next;
             for batch in decode_batches(&read.bytes) {
                 let batch = batch.map_err(|e| {
@@ -379,6 +392,24 @@ mod tests {
                 ..
             })
         ));
+
+        // A refusal by the broker says why, and is not a storage failure.
+        t.broker
+            .create_topic(NewTopic {
+                name: "small".into(),
+                partitions: 1,
+                configs: [("max.message.bytes".to_owned(), "2000".to_owned())].into(),
+            })
+            .await
+            .unwrap();
+        let err = t
+            .publish("small", vec![record(None, &"y".repeat(5_000))])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TransportError::Kafka { message, .. } if message.contains("max.message.bytes")),
+            "{err}"
+        );
         handle.shutdown().await.unwrap();
     }
 }
