@@ -19,12 +19,12 @@ use bytes::{Buf, Bytes, TryGetError};
 use herald_format::{batch, records::decode_batch};
 use kafka_protocol::{
     messages::{
-        ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-        DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-        DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-        IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-        ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-        OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+        AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest,
+        CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+        DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+        HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+        LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+        OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
     },
     protocol::{Decodable, buf::ByteBuf},
 };
@@ -162,6 +162,7 @@ fn decode_body(api: ApiKey, version: i16, body: Bytes, guarded: bool) -> Body {
         ApiKey::DeleteRecords => body!(DeleteRecordsRequest),
         ApiKey::DescribeConfigs => body!(DescribeConfigsRequest),
         ApiKey::IncrementalAlterConfigs => body!(IncrementalAlterConfigsRequest),
+        ApiKey::AlterConfigs => body!(AlterConfigsRequest),
         ApiKey::InitProducerId => body!(InitProducerIdRequest),
         ApiKey::FindCoordinator => body!(FindCoordinatorRequest),
         ApiKey::JoinGroup => body!(JoinGroupRequest),

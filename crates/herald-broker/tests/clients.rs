@@ -23,6 +23,9 @@ mod groups;
 // The idempotent producer, with librdkafka and over the raw protocol.
 #[path = "clients/idempotence.rs"]
 mod idempotence;
+// Topic configs through confluent-kafka's AdminClient (legacy AlterConfigs).
+#[path = "clients/admin.rs"]
+mod admin;
 // Truncated, stalled and corrupted requests over the socket.
 #[path = "clients/bad_input.rs"]
 mod bad_input;

@@ -25,12 +25,13 @@ use herald_broker::{
 use herald_format::records::{BatchBuilder, Compression, Header};
 use kafka_protocol::{
     messages::{
-        ApiKey, ApiVersionsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
-        DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-        DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-        IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-        ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-        OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TopicName,
+        AlterConfigsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreatePartitionsRequest,
+        CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+        DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+        GroupId, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+        JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest,
+        MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+        SyncGroupRequest, TopicName,
         create_topics_request::{CreatableTopic, CreatableTopicConfig},
         fetch_request::{FetchPartition, FetchTopic},
         join_group_request::JoinGroupRequestProtocol,
@@ -199,6 +200,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         DeleteRecords => DeleteRecordsRequest,
         DescribeConfigs => DescribeConfigsRequest,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
+        AlterConfigs => AlterConfigsRequest,
         InitProducerId => InitProducerIdRequest,
         FindCoordinator => FindCoordinatorRequest,
         SyncGroup => SyncGroupRequest,

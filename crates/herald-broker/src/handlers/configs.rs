@@ -1,13 +1,14 @@
-//! DescribeConfigs v1–v4 and IncrementalAlterConfigs v0–v1 for topics (and a read-only
-//! description of the broker's own defaults).
+//! DescribeConfigs v1–v4, IncrementalAlterConfigs v0–v1 and the legacy AlterConfigs
+//! v0–v2 (KIP-133: the given configs replace all of a topic's overrides) for topics, and
+//! a read-only description of the broker's own defaults.
 
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::{
     ResponseError,
     messages::{
-        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-        IncrementalAlterConfigsResponse,
+        AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
         describe_configs_response::{
             DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
         },
@@ -259,55 +260,134 @@ fn altered(
     Ok(next)
 }
 
+/// A refused resource: the Kafka error code and a message.
+type Refusal = (i16, String);
+
+/// Alters topic or broker resource `(kind, name)`: for a topic, `next` computes its new
+/// overrides from the current ones, which are then validated and stored (unless
+/// `validate_only`).
+async fn alter_resource(
+    broker: &Broker,
+    kind: i8,
+    name: &str,
+    validate_only: bool,
+    next: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError>,
+) -> Result<(), Refusal> {
+    match kind {
+        TOPIC => {
+            let topic = broker.topics().get(name).ok_or_else(|| {
+                (
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("unknown topic {name:?}"),
+                )
+            })?;
+            let next = next(topic.configs()).map_err(|e| (e.kafka_code(), e.to_string()))?;
+            let n = name.to_owned();
+            match broker
+                .with_topics(move |t| t.set_configs(&n, next, validate_only))
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err((e.kafka_code(), e.to_string())),
+                Err(e) => Err((ResponseError::KafkaStorageError.code(), e.to_string())),
+            }
+        }
+        BROKER => Err((
+            ResponseError::InvalidRequest.code(),
+            "broker settings are static in Herald: change the configuration file".into(),
+        )),
+        other => Err((
+            ResponseError::InvalidRequest.code(),
+            format!("cannot alter resource type {other}"),
+        )),
+    }
+}
+
+/// Logs a refusal and gives its code and message for the response.
+fn refusal(name: &str, result: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err((code, message)) => {
+            tracing::info!(resource = %name, error = %message, "alter configs refused");
+            (code, Some(StrBytes::from_string(message)))
+        }
+    }
+}
+
 /// IncrementalAlterConfigs.
 pub(crate) async fn incremental_alter_configs(
     ctx: Ctx<'_>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let broker = ctx.broker;
     let mut resp = IncrementalAlterConfigsResponse::default();
     for resource in req.resources {
+        let name = resource.resource_name.to_string();
+        let result = alter_resource(
+            ctx.broker,
+            resource.resource_type,
+            &name,
+            req.validate_only,
+            |current| altered(current, &resource),
+        )
+        .await;
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
-        r.resource_name = resource.resource_name.clone();
-        let name = resource.resource_name.to_string();
-        let result: Result<(), (i16, String)> = match resource.resource_type {
-            TOPIC => match broker.topics().get(&name) {
-                None => Err((
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    format!("unknown topic {name:?}"),
-                )),
-                Some(topic) => match altered(topic.configs(), &resource) {
-                    Err(e) => Err((e.kafka_code(), e.to_string())),
-                    Ok(next) => {
-                        let validate_only = req.validate_only;
-                        let n = name.clone();
-                        match broker
-                            .with_topics(move |t| t.set_configs(&n, next, validate_only))
-                            .await
-                        {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err((e.kafka_code(), e.to_string())),
-                            Err(e) => Err((ResponseError::KafkaStorageError.code(), e.to_string())),
-                        }
-                    }
-                },
-            },
-            BROKER => Err((
-                ResponseError::InvalidRequest.code(),
-                "broker settings are static in Herald: change the configuration file".into(),
-            )),
-            other => Err((
-                ResponseError::InvalidRequest.code(),
-                format!("cannot alter resource type {other}"),
-            )),
-        };
-        if let Err((code, message)) = result {
-            tracing::info!(resource = %name, error = %message, "alter configs refused");
-            r.error_code = code;
-            r.error_message = Some(StrBytes::from_string(message));
-        }
+        r.resource_name = resource.resource_name;
+        (r.error_code, r.error_message) = refusal(&name, result);
         resp.responses.push(r);
     }
     resp
+}
+
+/// The legacy AlterConfigs: a topic's overrides become exactly the configs given; every
+/// config not given goes back to its default (Kafka's KIP-133 semantics). A config named
+/// twice, an unknown one or one without a value is refused, and nothing changes.
+pub(crate) async fn alter_configs(ctx: Ctx<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut resp = AlterConfigsResponse::default();
+    for resource in req.resources {
+        let name = resource.resource_name.to_string();
+        let result = alter_resource(
+            ctx.broker,
+            resource.resource_type,
+            &name,
+            req.validate_only,
+            |_current| replaced(&resource.configs),
+        )
+        .await;
+        let mut r =
+            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
+            );
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        (r.error_code, r.error_message) = refusal(&name, result);
+        resp.responses.push(r);
+    }
+    resp
+}
+
+/// The overrides a legacy AlterConfigs sets.
+fn replaced(
+    configs: &[kafka_protocol::messages::alter_configs_request::AlterableConfig],
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let mut next = BTreeMap::new();
+    for c in configs {
+        let key = c.name.to_string();
+        if !topic_config::is_known_key(&key) {
+            return Err(TopicError::InvalidConfig(format!(
+                "unknown topic config {key:?}"
+            )));
+        }
+        let Some(value) = &c.value else {
+            return Err(TopicError::InvalidConfig(format!(
+                "{key:?} has no value (AlterConfigs sets every override it names; leave a \
+                 config out to return it to its default)"
+            )));
+        };
+        if next.insert(key.clone(), value.to_string()).is_some() {
+            return Err(TopicError::InvalidConfig(format!(
+                "{key:?} appears more than once"
+            )));
+        }
+    }
+    Ok(next)
 }

@@ -180,6 +180,7 @@ pub(crate) async fn start_frame(
         ApiKey::DeleteRecords => ctx.run(body, admin::delete_records).await,
         ApiKey::DescribeConfigs => ctx.run(body, configs::describe_configs).await,
         ApiKey::IncrementalAlterConfigs => ctx.run(body, configs::incremental_alter_configs).await,
+        ApiKey::AlterConfigs => ctx.run(body, configs::alter_configs).await,
         ApiKey::InitProducerId => ctx.run(body, producer_id::init_producer_id).await,
         ApiKey::FindCoordinator => ctx.run(body, groups::find_coordinator).await,
         ApiKey::JoinGroup => ctx.run(body, groups::join_group).await,

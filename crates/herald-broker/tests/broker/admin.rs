@@ -309,6 +309,103 @@ async fn describe_and_alter_topic_configs() {
     broker.shutdown().await.unwrap();
 }
 
+/// A legacy AlterConfigs (KIP-133) of one resource at `version`.
+async fn alter_legacy(
+    c: &mut Client,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, Option<&str>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    use kafka_protocol::messages::{
+        AlterConfigsRequest, AlterConfigsResponse, alter_configs_request,
+    };
+    let mut r = alter_configs_request::AlterConfigsResource::default();
+    r.resource_type = resource_type;
+    r.resource_name = StrBytes::from_string(name.to_string());
+    r.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut a = alter_configs_request::AlterableConfig::default();
+            a.name = StrBytes::from_string(k.to_string());
+            a.value = v.map(|v| StrBytes::from_string(v.to_string()));
+            a
+        })
+        .collect();
+    let mut req = AlterConfigsRequest::default();
+    req.resources = vec![r];
+    req.validate_only = validate_only;
+    let resp: AlterConfigsResponse = c.call(version, req).await;
+    let r = &resp.responses[0];
+    assert_eq!(r.resource_name.as_str(), name);
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+/// The legacy AlterConfigs replaces a topic's overrides with exactly those given (KIP-133);
+/// a bad request changes nothing.
+#[tokio::test]
+async fn legacy_alter_configs_replaces_every_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("t", 1, &[("retention.ms", "60000")]).await;
+    for version in [0, 1, 2] {
+        let ms = (70_000 + i64::from(version)).to_string();
+        let (code, msg) = alter_legacy(
+            &mut c,
+            version,
+            2,
+            "t",
+            &[
+                ("max.message.bytes", Some("5000")),
+                ("retention.ms", Some(&ms)),
+            ],
+            false,
+        )
+        .await;
+        assert_eq!(code, 0, "v{version}: {msg:?}");
+        let r = describe(&mut c, 4, 2, "t", None).await;
+        assert_eq!(value(&r, "retention.ms"), (ms.clone(), 1), "v{version}");
+        assert_eq!(value(&r, "max.message.bytes"), ("5000".into(), 1));
+    }
+    // Not named: back to its default.
+    let (code, msg) =
+        alter_legacy(&mut c, 1, 2, "t", &[("retention.ms", Some("80000"))], false).await;
+    assert_eq!(code, 0, "{msg:?}");
+    let r = describe(&mut c, 4, 2, "t", None).await;
+    assert_eq!(value(&r, "retention.ms"), ("80000".into(), 1));
+    assert_eq!(value(&r, "max.message.bytes"), ("1048588".into(), 5));
+
+    // validate_only and every refusal leave the overrides as they are.
+    let (code, _) = alter_legacy(&mut c, 1, 2, "t", &[("retention.ms", Some("1"))], true).await;
+    assert_eq!(code, 0);
+    for (configs, want) in [
+        (&[("no.such.key", Some("1"))][..], 40),
+        (&[("retention.ms", None)][..], 40),
+        (
+            &[("retention.ms", Some("5")), ("retention.ms", Some("6"))][..],
+            40,
+        ),
+        (&[("retention.ms", Some("soon"))][..], 40),
+    ] {
+        let (code, msg) = alter_legacy(&mut c, 1, 2, "t", configs, false).await;
+        assert_eq!(code, want, "{configs:?}: {msg:?}");
+        assert!(msg.is_some(), "a refusal says why");
+    }
+    let r = describe(&mut c, 4, 2, "t", None).await;
+    assert_eq!(value(&r, "retention.ms"), ("80000".into(), 1));
+
+    let (code, _) = alter_legacy(&mut c, 1, 2, "missing", &[], false).await;
+    assert_eq!(code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let (code, msg) =
+        alter_legacy(&mut c, 1, 4, "1", &[("num.partitions", Some("3"))], false).await;
+    assert_eq!(code, 42, "broker configs are static: {msg:?}");
+}
+
 #[tokio::test]
 async fn delete_topics_by_name_and_by_id() {
     let dir = tempfile::tempdir().unwrap();
