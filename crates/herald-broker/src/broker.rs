@@ -48,6 +48,9 @@ pub struct Produced {
     pub log_start_offset: i64,
     /// The batch repeated one already written (idempotent-producer retry).
     pub duplicate: bool,
+    /// The append time the broker stamped, for a topic with
+    /// `message.timestamp.type=LogAppendTime` (Kafka's `log_append_time_ms`).
+    pub log_append_time: Option<i64>,
 }
 
 /// Everything the broker's tasks share.
@@ -260,11 +263,13 @@ impl Broker {
                 partition: p,
                 base_offset,
                 duplicate: true,
+                log_append_time: None,
                 durable: None,
             },
             AppendOutcome::Written(pending) => {
                 crate::telemetry::BatchAppended::new(topic, partition, pending.info()).emit();
                 let base_offset = pending.info().base_offset as i64;
+                let log_append_time = pending.info().log_append_time;
                 let (tx, rx) = oneshot::channel();
                 pending.on_durable(move |r| {
                     let _ = tx.send(r);
@@ -273,6 +278,7 @@ impl Broker {
                     partition: p,
                     base_offset,
                     duplicate: false,
+                    log_append_time,
                     durable: Some(rx),
                 }
             }
@@ -313,6 +319,7 @@ pub(crate) struct PendingProduce {
     partition: Arc<Partition>,
     base_offset: i64,
     duplicate: bool,
+    log_append_time: Option<i64>,
     durable: Option<oneshot::Receiver<Result<AppendInfo, LogError>>>,
 }
 
@@ -342,6 +349,7 @@ impl PendingProduce {
             base_offset: self.base_offset,
             log_start_offset,
             duplicate: self.duplicate,
+            log_append_time: self.log_append_time,
         })
     }
 

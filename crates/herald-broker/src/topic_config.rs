@@ -23,6 +23,9 @@ pub(crate) const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub(crate) const CLEANUP_POLICY: &str = "cleanup.policy";
 /// `herald.durability`: `every-append`, `group-commit` or `none`.
 pub(crate) const DURABILITY: &str = "herald.durability";
+/// `message.timestamp.type`: `CreateTime` (the producer's timestamps, the default) or
+/// `LogAppendTime` (the broker stamps each batch with its append time).
+pub(crate) const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 /// `confluent.key.schema.validation`: `true` makes the broker refuse records whose key
 /// does not carry a schema id registered under `<topic>-key` (see [`crate::validation`]).
@@ -32,12 +35,13 @@ pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation"
 pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub(crate) const KEYS: [&str; 9] = [
+pub(crate) const KEYS: [&str; 10] = [
     CLEANUP_POLICY,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
     DURABILITY,
     MAX_MESSAGE_BYTES,
+    MESSAGE_TIMESTAMP_TYPE,
     RETENTION_BYTES,
     RETENTION_MS,
     SEGMENT_BYTES,
@@ -145,6 +149,11 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             ConfigType::String,
             "When an append is durable: every-append, group-commit or none.",
         ),
+        MESSAGE_TIMESTAMP_TYPE => (
+            MESSAGE_TIMESTAMP_TYPE,
+            ConfigType::String,
+            "CreateTime keeps the producer's timestamps; LogAppendTime stamps each batch with the broker's append time.",
+        ),
         KEY_SCHEMA_VALIDATION => (
             KEY_SCHEMA_VALIDATION,
             ConfigType::Boolean,
@@ -231,6 +240,17 @@ pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Resul
             }
         }
         DURABILITY => config.durability = parse_durability(value.trim(), config.durability)?,
+        MESSAGE_TIMESTAMP_TYPE => {
+            config.log_append_time = match value.trim() {
+                "CreateTime" => false,
+                "LogAppendTime" => true,
+                other => {
+                    return Err(format!(
+                        "{key}: {other:?} is not CreateTime or LogAppendTime"
+                    ));
+                }
+            }
+        }
         // Not log settings: checked here, read by the produce path (schema_validation).
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => {
             parse_bool(key, value)?;
@@ -309,6 +329,12 @@ fn value_of(config: &LogConfig, key: &str) -> String {
         MAX_MESSAGE_BYTES => config.max_batch_bytes.to_string(),
         CLEANUP_POLICY => "delete".to_string(),
         DURABILITY => durability_name(&config.durability).to_string(),
+        MESSAGE_TIMESTAMP_TYPE => if config.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+        .to_string(),
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => "false".to_string(),
         _ => String::new(),
     }

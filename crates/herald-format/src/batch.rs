@@ -342,6 +342,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> ValidatedBatches<B> {
         }
         next
     }
+
+    /// Stamps every batch with the broker's append time `now_ms`, as Kafka does for a
+    /// topic with `message.timestamp.type=LogAppendTime`: the timestamp-type attribute
+    /// is set and the max timestamp becomes `now_ms` (clients then read it as every
+    /// record's timestamp); the CRC, which covers both, is computed again, so the
+    /// batches stay valid. The records are not touched.
+    pub fn stamp_log_append_time(&mut self, now_ms: i64) {
+        let bytes = self.bytes.as_mut();
+        for (pos, header) in &mut self.headers {
+            let batch = &mut bytes[*pos..*pos + header.total_len()];
+            let attributes = header.attributes | ATTR_TIMESTAMP_TYPE;
+            batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+            batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+            let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+            batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            header.attributes = attributes;
+            header.max_timestamp = now_ms;
+            header.crc = crc;
+        }
+    }
 }
 
 /// [`validate_all`], keeping the bytes with the result as [`ValidatedBatches`]; refused

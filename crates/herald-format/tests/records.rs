@@ -409,3 +409,49 @@ mod properties {
         }
     }
 }
+
+/// LogAppendTime stamping: the batch says so, every record reads the append time through
+/// the max timestamp, the CRC is right again, and keys, values and headers are unchanged.
+#[test]
+fn stamping_log_append_time_keeps_the_batch_valid() {
+    let inputs: Vec<Input> = vec![
+        (1_000, Some(b"k".to_vec()), Some(b"a".to_vec()), vec![]),
+        (
+            2_000,
+            None,
+            Some(b"b".to_vec()),
+            vec![Header::new("h", "v")],
+        ),
+    ];
+    let mut bytes = build(Compression::Lz4, &inputs);
+    bytes.extend(build(Compression::None, &inputs));
+    let mut checked = batch::validate_batches(bytes).unwrap();
+    checked.assign_offsets(10, 0);
+    checked.stamp_log_append_time(1_700_000_000_123);
+    assert!(
+        checked
+            .headers()
+            .iter()
+            .all(|(_, h)| h.max_timestamp == 1_700_000_000_123)
+    );
+    let bytes = checked.into_inner();
+    let again = batch::validate_batches(bytes.clone()).expect("the CRC was recomputed");
+    for (pos, header) in again.headers() {
+        assert_eq!(
+            header.attributes & batch::ATTR_TIMESTAMP_TYPE,
+            batch::ATTR_TIMESTAMP_TYPE
+        );
+        assert_eq!(header.max_timestamp, 1_700_000_000_123);
+        let decoded = decode_batch(&bytes[*pos..*pos + header.total_len()]).unwrap();
+        assert!(decoded.is_log_append_time());
+        // Decoding reads the append time as each record's timestamp, as clients do.
+        let stamped: Vec<DecodedRecord> = expected(&inputs, header.base_offset)
+            .into_iter()
+            .map(|r| DecodedRecord {
+                timestamp: 1_700_000_000_123,
+                ..r
+            })
+            .collect();
+        assert_eq!(decoded.records, stamped);
+    }
+}

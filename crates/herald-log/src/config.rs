@@ -67,6 +67,10 @@ pub struct LogConfig {
     pub max_batch_bytes: u32,
     /// Check the CRC of every batch returned by a read.
     pub verify_reads: bool,
+    /// Stamp every appended batch with the append time (Kafka's
+    /// `message.timestamp.type=LogAppendTime`): records then carry the broker's clock,
+    /// which the time index and age retention use, instead of the producer's timestamps.
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -80,6 +84,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: 1024 * 1024 + 12,
             verify_reads: true,
+            log_append_time: false,
         }
     }
 }

@@ -199,7 +199,7 @@ impl ProduceInFlight {
                         let mut p = PartitionProduceResponse::default();
                         p.index = index;
                         p.base_offset = produced.base_offset;
-                        p.log_append_time_ms = -1;
+                        p.log_append_time_ms = produced.log_append_time.unwrap_or(-1);
                         if version >= 5 {
                             p.log_start_offset = produced.log_start_offset;
                         }

@@ -15,7 +15,7 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::common::{Client, batch, rec, start, topic_name};
+use crate::common::{Client, batch, decode_all, rec, start, topic_name};
 
 fn creatable(name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
     let mut t = CreatableTopic::default();
@@ -200,7 +200,7 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 9, "v{version}");
+        assert_eq!(r.configs.len(), 10, "v{version}");
         assert_eq!(
             value(&r, "confluent.value.schema.validation"),
             ("false".into(), 5)
@@ -404,6 +404,87 @@ async fn legacy_alter_configs_replaces_every_override() {
     let (code, msg) =
         alter_legacy(&mut c, 1, 4, "1", &[("num.partitions", Some("3"))], false).await;
     assert_eq!(code, 42, "broker configs are static: {msg:?}");
+}
+
+/// `message.timestamp.type=LogAppendTime`: the broker stamps each batch with its append
+/// time (in the stored batch, which consumers read, and in the produce response);
+/// CreateTime, the default, keeps the producer's timestamps; other values are refused.
+#[tokio::test]
+async fn log_append_time_topics_carry_the_brokers_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("stamped", 1, &[("message.timestamp.type", "LogAppendTime")])
+        .await;
+    c.create_topic("created", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "stamped", None).await;
+    assert_eq!(
+        value(&r, "message.timestamp.type"),
+        ("LogAppendTime".into(), 1)
+    );
+    let r = describe(&mut c, 4, 2, "created", None).await;
+    assert_eq!(
+        value(&r, "message.timestamp.type"),
+        ("CreateTime".into(), 5)
+    );
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let p = c
+        .produce(
+            9,
+            -1,
+            "stamped",
+            0,
+            batch(&[rec(1_000, b"a"), rec(2_000, b"b")]),
+        )
+        .await;
+    assert_eq!(p.error_code, 0);
+    assert!(p.log_append_time_ms >= before, "{}", p.log_append_time_ms);
+    let stored = c.fetch(12, "stamped", 0, 0, 0, 1).await;
+    let bytes = stored.records.unwrap();
+    let header = herald_format::batch::BatchHeader::parse(&bytes).unwrap();
+    assert_eq!(
+        header.attributes & herald_format::batch::ATTR_TIMESTAMP_TYPE,
+        0x08
+    );
+    assert_eq!(header.max_timestamp, p.log_append_time_ms);
+    let records = decode_all(&bytes);
+    assert!(records.iter().all(|r| r.timestamp == p.log_append_time_ms));
+
+    let p = c
+        .produce(9, -1, "created", 0, batch(&[rec(1_000, b"a")]))
+        .await;
+    assert_eq!(
+        p.log_append_time_ms, -1,
+        "CreateTime answers -1, as Kafka does"
+    );
+    let stored = c.fetch(12, "created", 0, 0, 0, 1).await;
+    assert_eq!(decode_all(&stored.records.unwrap())[0].timestamp, 1_000);
+
+    // Switching a topic to LogAppendTime stamps what comes after.
+    let (code, msg) = alter(
+        &mut c,
+        "created",
+        &[("message.timestamp.type", 0, Some("LogAppendTime"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 0, "{msg:?}");
+    let p = c
+        .produce(9, -1, "created", 0, batch(&[rec(1_000, b"b")]))
+        .await;
+    assert!(p.log_append_time_ms >= before);
+    let (code, msg) = alter(
+        &mut c,
+        "created",
+        &[("message.timestamp.type", 0, Some("BrokerTime"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40, "INVALID_CONFIG: {msg:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Topic configs through an unmodified admin client: confluent-kafka's
 //! `AdminClient.alter_configs` speaks the legacy AlterConfigs API (KIP-133), which
-//! replaces a topic's overrides; `describe_configs` reads them back.
+//! replaces a topic's overrides; `describe_configs` reads them back; a consumer reads a
+//! LogAppendTime topic's records with the broker's append time.
 
 use crate::support::{TestBroker, python, run_script};
 

@@ -5,8 +5,11 @@
 With the topic T existing: `alter_configs` (the legacy AlterConfigs API, KIP-133) sets
 retention.ms and max.message.bytes; `describe_configs` must then show both as topic
 overrides; a second `alter_configs` naming only retention.ms returns max.message.bytes to
-its default; one naming an unknown key must fail and change nothing. Prints
-{"retention.ms": ..., "max.message.bytes": ..., "refused": "..."} with the final values.
+its default; one naming an unknown key must fail and change nothing. Then
+message.timestamp.type=LogAppendTime: a record produced with timestamp 1000 must be
+consumed with the broker's append time and type LOG_APPEND_TIME. Prints
+{"retention.ms": ..., "max.message.bytes": ..., "refused": "...", "timestamp": [type, ms]}
+with the final values.
 """
 
 import argparse
@@ -56,11 +59,37 @@ def main():
     if refused is None:
         die("alter_configs with an unknown key was accepted")
     got = describe(admin, ConfigResource, topic)
+
+    from confluent_kafka import Consumer, Producer
+
+    alter(admin, ConfigResource, topic, {"message.timestamp.type": "LogAppendTime"})
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all"})
+    producer.produce(topic, value=b"stamped", timestamp=1000)
+    if producer.flush(15) != 0:
+        die("the record was not delivered")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": "admin-configs",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    msg = None
+    for _ in range(30):
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            break
+    consumer.close()
+    if msg is None or msg.error() is not None:
+        die(f"no record consumed: {msg and msg.error()}")
+    got["timestamp"] = list(msg.timestamp())
     emit(
         {
             "retention.ms": got["retention.ms"][0],
             "max.message.bytes": got["max.message.bytes"][0],
             "refused": refused,
+            "timestamp": got["timestamp"],
         }
     )
 

@@ -39,6 +39,9 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     /// Bytes written.
     pub bytes: usize,
+    /// The append time stamped on the batches, when the log stamps them
+    /// ([`LogConfig::log_append_time`](crate::LogConfig::log_append_time)).
+    pub log_append_time: Option<i64>,
 }
 
 /// A durable, segmented, append-only log of Kafka v2 record batches.
@@ -193,6 +196,10 @@ impl Log {
         let mut ready = self.maybe_roll(&mut state, len as u64)?;
         let base_offset = state.next_offset;
         let next = batches.assign_offsets(base_offset as i64, batch::STORED_LEADER_EPOCH) as u64;
+        if state.config.log_append_time {
+            // The broker's wall clock, as Kafka stamps it.
+            batches.stamp_log_append_time(now_ms());
+        }
         let max_timestamp = batches
             .headers()
             .iter()
@@ -220,6 +227,7 @@ impl Log {
             last_offset: next - 1,
             max_timestamp,
             bytes: len,
+            log_append_time: state.config.log_append_time.then_some(max_timestamp),
         };
         let point = state.write_point();
         ready.extend(match state.config.durability {
