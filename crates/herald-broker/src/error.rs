@@ -161,6 +161,10 @@ pub enum ProduceError {
     /// registered under the topic's subject (see [`crate::validation`]).
     #[error("schema validation failed: {0}")]
     SchemaValidation(String),
+    /// The records could not be recompressed for the topic's `compression.type` (they
+    /// do not decode, or the codec failed).
+    #[error("cannot recompress the batch for the topic's compression.type: {0}")]
+    Recompress(#[source] herald_format::records::RecordError),
 }
 
 impl ProduceError {
@@ -172,12 +176,16 @@ impl ProduceError {
             }
             ProduceError::Corrupt(_) => ResponseError::CorruptMessage.code(),
             // INVALID_RECORD arrived with Produce v8; older clients know only CORRUPT_MESSAGE.
-            ProduceError::BatchCount(_) | ProduceError::Transactional if version >= 8 => {
+            ProduceError::BatchCount(_)
+            | ProduceError::Transactional
+            | ProduceError::Recompress(_)
+                if version >= 8 =>
+            {
                 ResponseError::InvalidRecord.code()
             }
-            ProduceError::BatchCount(_) | ProduceError::Transactional => {
-                ResponseError::CorruptMessage.code()
-            }
+            ProduceError::BatchCount(_)
+            | ProduceError::Transactional
+            | ProduceError::Recompress(_) => ResponseError::CorruptMessage.code(),
             ProduceError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
             ProduceError::Sequence(SequenceError::StaleEpoch { .. }) => {
                 ResponseError::InvalidProducerEpoch.code()

@@ -7,6 +7,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use herald_format::records::Compression;
 use herald_log::{Durability, LogConfig};
 
 /// `retention.ms`: age after which whole segments are deleted; -1 keeps forever.
@@ -23,6 +24,9 @@ pub(crate) const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub(crate) const CLEANUP_POLICY: &str = "cleanup.policy";
 /// `herald.durability`: `every-append`, `group-commit` or `none`.
 pub(crate) const DURABILITY: &str = "herald.durability";
+/// `compression.type`: `producer` (keep the producer's codec, the default) or the codec
+/// every batch is stored with: `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`.
+pub(crate) const COMPRESSION_TYPE: &str = "compression.type";
 /// `message.timestamp.type`: `CreateTime` (the producer's timestamps, the default) or
 /// `LogAppendTime` (the broker stamps each batch with its append time).
 pub(crate) const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
@@ -35,8 +39,9 @@ pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation"
 pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub(crate) const KEYS: [&str; 10] = [
+pub(crate) const KEYS: [&str; 11] = [
     CLEANUP_POLICY,
+    COMPRESSION_TYPE,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
     DURABILITY,
@@ -149,6 +154,11 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             ConfigType::String,
             "When an append is durable: every-append, group-commit or none.",
         ),
+        COMPRESSION_TYPE => (
+            COMPRESSION_TYPE,
+            ConfigType::String,
+            "Codec batches are stored with: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd recompresses on append.",
+        ),
         MESSAGE_TIMESTAMP_TYPE => (
             MESSAGE_TIMESTAMP_TYPE,
             ConfigType::String,
@@ -251,13 +261,42 @@ pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Resul
                 }
             }
         }
-        // Not log settings: checked here, read by the produce path (schema_validation).
+        // Not log settings: checked here, read by the produce path (schema_validation,
+        // compression).
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => {
             parse_bool(key, value)?;
+        }
+        COMPRESSION_TYPE => {
+            parse_compression(value)?;
         }
         other => return Err(format!("unknown topic config {other:?}")),
     }
     Ok(())
+}
+
+/// A `compression.type` value: `None` for `producer`.
+fn parse_compression(value: &str) -> Result<Option<Compression>, String> {
+    Ok(Some(match value.trim() {
+        "producer" => return Ok(None),
+        "uncompressed" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => {
+            return Err(format!(
+                "{COMPRESSION_TYPE}: {other:?} is not producer, uncompressed, gzip, snappy, lz4 or zstd"
+            ));
+        }
+    }))
+}
+
+/// The codec a topic stores its batches with, from its overrides; `None` keeps the
+/// producer's (overrides that fail to parse were refused when they were set).
+pub(crate) fn compression(overrides: &BTreeMap<String, String>) -> Option<Compression> {
+    overrides
+        .get(COMPRESSION_TYPE)
+        .and_then(|v| parse_compression(v).ok().flatten())
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -336,6 +375,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
         }
         .to_string(),
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => "false".to_string(),
+        COMPRESSION_TYPE => "producer".to_string(),
         _ => String::new(),
     }
 }
@@ -361,6 +401,9 @@ pub(crate) fn describe(
                 KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => overrides
                     .get(name)
                     .map_or_else(|| "false".to_string(), |v| v.trim().to_ascii_lowercase()),
+                COMPRESSION_TYPE => overrides
+                    .get(name)
+                    .map_or_else(|| "producer".to_string(), |v| v.trim().to_string()),
                 _ => value_of(&effective, name),
             },
             source: if overrides.contains_key(name) {

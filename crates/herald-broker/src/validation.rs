@@ -30,7 +30,7 @@ use std::{fmt, sync::Arc};
 use bytes::BytesMut;
 use herald_format::{
     batch::{self, ValidatedBatches},
-    records::{DecodedBatch, RecordError, decode_batch, decode_validated},
+    records::{self, Compression, DecodedBatch, RecordError, decode_batch, decode_validated},
 };
 
 use crate::{
@@ -119,11 +119,58 @@ pub(crate) async fn check_produce(
         return Ok(ProducedBatch::Unchecked(batch));
     };
     // On every produce: read the overrides in place rather than cloning them.
-    let validation =
-        topic_config::schema_validation(&t.configs.read().unwrap_or_else(|p| p.into_inner()));
-    if !validation.any() {
-        return Ok(ProducedBatch::Unchecked(batch));
+    let (validation, target) = {
+        let overrides = t.configs.read().unwrap_or_else(|p| p.into_inner());
+        (
+            topic_config::schema_validation(&overrides),
+            topic_config::compression(&overrides),
+        )
+    };
+    let checked = if validation.any() {
+        check_schemas(slot, topic, validation, batch).await?
+    } else {
+        ProducedBatch::Unchecked(batch)
+    };
+    match target {
+        Some(target) => recompressed(checked, target).await,
+        None => Ok(checked),
     }
+}
+
+/// The batch in the topic's `compression.type` (unchanged when it already is, or is
+/// a control batch); a recompressed batch is checked again in full by the append.
+async fn recompressed(
+    batch: ProducedBatch,
+    target: Compression,
+) -> Result<ProducedBatch, ProduceError> {
+    tokio::task::spawn_blocking(move || {
+        let bytes: &[u8] = match &batch {
+            ProducedBatch::Unchecked(b) => b,
+            ProducedBatch::Validated(v) => v.bytes(),
+        };
+        match records::recompress(bytes, target) {
+            Ok(Some(new)) => Ok(ProducedBatch::Unchecked(BytesMut::from(&new[..]))),
+            Ok(None) => Ok(batch),
+            Err(RecordError::Batch(e)) => Err(ProduceError::Corrupt(e)),
+            Err(e) => Err(ProduceError::Recompress(e)),
+        }
+    })
+    .await
+    .map_err(|e| {
+        ProduceError::Storage(herald_log::LogError::TaskJoin {
+            op: "recompress a produced batch",
+            reason: e.to_string(),
+        })
+    })?
+}
+
+/// The schema-id check of a batch for a topic with validation on.
+async fn check_schemas(
+    slot: &SchemaIdCheckSlot,
+    topic: &str,
+    validation: Validation,
+    batch: BytesMut,
+) -> Result<ProducedBatch, ProduceError> {
     let Some(check) = slot.0.clone() else {
         return Err(ProduceError::SchemaValidation(format!(
             "topic {topic:?} has schema validation on but this broker has no schema registry \

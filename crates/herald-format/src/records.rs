@@ -280,6 +280,42 @@ impl DecodedBatch {
     }
 }
 
+/// One whole batch `batch` with its records compressed with `target` instead, as a
+/// broker rewrites a produced batch for a topic whose `compression.type` is not
+/// `producer`: the same producer id, epoch and base sequence, transactional flag,
+/// leader epoch, record timestamps, keys, values and headers, in the same order. `None`
+/// when there is nothing to do: the batch already uses `target`, or it is a control
+/// batch (which Kafka never recompresses). The input is checked in full first (CRC
+/// included), as [`decode_batch`] checks it.
+pub fn recompress(batch: &[u8], target: Compression) -> Result<Option<Vec<u8>>, RecordError> {
+    let decoded = decode_batch(batch)?;
+    let header = &decoded.header;
+    if decoded.compression() == target || header.is_control() {
+        return Ok(None);
+    }
+    let mut builder = BatchBuilder::new(target);
+    builder
+        .producer(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        )
+        .transactional(header.is_transactional())
+        .partition_leader_epoch(header.partition_leader_epoch);
+    if decoded.is_log_append_time() {
+        builder.log_append_time(header.max_timestamp);
+    }
+    for r in &decoded.records {
+        builder.push(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
+    }
+    builder.build().map(Some)
+}
+
 /// Decodes the whole batches at the front of `bytes` (a log read: whole batches, maybe
 /// followed by a partial one, which is skipped), in order. Each is checked as
 /// [`decode_batch`] checks it.

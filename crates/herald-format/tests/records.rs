@@ -455,3 +455,54 @@ fn stamping_log_append_time_keeps_the_batch_valid() {
         assert_eq!(decoded.records, stamped);
     }
 }
+
+/// Recompression keeps what the broker's checks and consumers rely on: producer id,
+/// epoch, base sequence, record count, timestamps, keys, values and headers.
+#[test]
+fn recompress_keeps_producer_fields_and_records() {
+    use herald_format::records::recompress;
+    let inputs: Vec<Input> = vec![
+        (
+            1_000,
+            Some(b"k".to_vec()),
+            Some(b"a".repeat(300)),
+            vec![Header::new("h", "v")],
+        ),
+        (1_500, None, None, vec![]),
+    ];
+    let mut b = BatchBuilder::new(Compression::Gzip);
+    b.producer(42, 3, 17);
+    for (ts, key, value, headers) in &inputs {
+        b.push(*ts, key.as_deref(), value.as_deref(), headers);
+    }
+    let original = b.build().unwrap();
+    assert_eq!(
+        recompress(&original, Compression::Gzip).unwrap(),
+        None,
+        "already gzip"
+    );
+    for target in [
+        Compression::None,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let new = recompress(&original, target).unwrap().expect("rewritten");
+        let decoded = decode_batch(&new).unwrap();
+        assert_eq!(decoded.compression(), target);
+        let h = decoded.header;
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 17)
+        );
+        assert_eq!(h.record_count, 2);
+        assert_eq!(decoded.records, expected(&inputs, 0), "{target:?}");
+    }
+    let mut broken = original.clone();
+    let last = broken.len() - 1;
+    broken[last] ^= 1;
+    assert!(
+        recompress(&broken, Compression::Zstd).is_err(),
+        "a bad CRC is refused"
+    );
+}

@@ -200,7 +200,7 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 10, "v{version}");
+        assert_eq!(r.configs.len(), 11, "v{version}");
         assert_eq!(
             value(&r, "confluent.value.schema.validation"),
             ("false".into(), 5)
@@ -485,6 +485,90 @@ async fn log_append_time_topics_carry_the_brokers_clock() {
     )
     .await;
     assert_eq!(code, 40, "INVALID_CONFIG: {msg:?}");
+}
+
+/// `compression.type`: a topic that names a codec stores every batch in it, whatever the
+/// producer sent (records, producer fields and order unchanged); `producer` keeps the
+/// producer's codec; unknown codecs are refused.
+#[tokio::test]
+async fn compression_type_recompresses_on_append() {
+    use herald_format::{batch::BatchHeader, records::Compression};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("z", 1, &[("compression.type", "zstd")])
+        .await;
+    c.create_topic("plain", 1, &[("compression.type", "uncompressed")])
+        .await;
+    c.create_topic("asis", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "asis", None).await;
+    assert_eq!(value(&r, "compression.type"), ("producer".into(), 5));
+    let r = describe(&mut c, 4, 2, "z", None).await;
+    assert_eq!(value(&r, "compression.type"), ("zstd".into(), 1));
+
+    let payload = b"the same text again and again, the same text again and again";
+    let recs = [rec(1_000, payload), rec(2_000, b"b"), rec(3_000, payload)];
+    for (topic, sent, stored) in [
+        ("z", Compression::Lz4, 4),
+        ("z", Compression::None, 4),
+        ("z", Compression::Zstd, 4),
+        ("plain", Compression::Gzip, 0),
+        ("asis", Compression::Snappy, 2),
+    ] {
+        let p = c
+            .produce(
+                9,
+                -1,
+                topic,
+                0,
+                crate::common::batch_with(sent, None, &recs),
+            )
+            .await;
+        assert_eq!(p.error_code, 0, "{topic} {sent:?}");
+        let fetched = c.fetch(12, topic, 0, p.base_offset, 0, 1).await;
+        let bytes = fetched.records.unwrap();
+        let header = BatchHeader::parse(&bytes).unwrap();
+        assert_eq!(header.compression(), stored, "{topic}, sent {sent:?}");
+        assert_eq!(header.base_offset, p.base_offset);
+        let got = decode_all(&bytes[..header.total_len()]);
+        let want: Vec<(i64, Option<Vec<u8>>)> = recs
+            .iter()
+            .map(|r| (r.ts, r.value.map(<[u8]>::to_vec)))
+            .collect();
+        let got: Vec<(i64, Option<Vec<u8>>)> =
+            got.into_iter().map(|r| (r.timestamp, r.value)).collect();
+        assert_eq!(got, want, "{topic}, sent {sent:?}");
+    }
+
+    let (code, msg) = alter(
+        &mut c,
+        "asis",
+        &[("compression.type", 0, Some("brotli"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40, "INVALID_CONFIG: {msg:?}");
+    let (code, msg) = alter(
+        &mut c,
+        "asis",
+        &[("compression.type", 0, Some("lz4"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 0, "{msg:?}");
+    let p = c
+        .produce(
+            9,
+            -1,
+            "asis",
+            0,
+            crate::common::batch_with(Compression::None, None, &recs),
+        )
+        .await;
+    let fetched = c.fetch(12, "asis", 0, p.base_offset, 0, 1).await;
+    let header = BatchHeader::parse(&fetched.records.unwrap()).unwrap();
+    assert_eq!(header.compression(), 3, "lz4 from now on");
 }
 
 #[tokio::test]
