@@ -161,10 +161,13 @@ pub enum ProduceError {
     /// registered under the topic's subject (see [`crate::validation`]).
     #[error("schema validation failed: {0}")]
     SchemaValidation(String),
-    /// The records could not be recompressed for the topic's `compression.type` (they
-    /// do not decode, or the codec failed).
-    #[error("cannot recompress the batch for the topic's compression.type: {0}")]
-    Recompress(#[source] herald_format::records::RecordError),
+    /// The records had to be read (for the topic's `compression.type` or timestamp
+    /// bounds) and could not be: they do not decode, or the codec failed.
+    #[error("cannot read the batch's records: {0}")]
+    Records(#[source] herald_format::records::RecordError),
+    /// A record's timestamp is outside the topic's KIP-937 bounds.
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 impl ProduceError {
@@ -178,14 +181,14 @@ impl ProduceError {
             // INVALID_RECORD arrived with Produce v8; older clients know only CORRUPT_MESSAGE.
             ProduceError::BatchCount(_)
             | ProduceError::Transactional
-            | ProduceError::Recompress(_)
+            | ProduceError::Records(_)
                 if version >= 8 =>
             {
                 ResponseError::InvalidRecord.code()
             }
             ProduceError::BatchCount(_)
             | ProduceError::Transactional
-            | ProduceError::Recompress(_) => ResponseError::CorruptMessage.code(),
+            | ProduceError::Records(_) => ResponseError::CorruptMessage.code(),
             ProduceError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
             ProduceError::Sequence(SequenceError::StaleEpoch { .. }) => {
                 ResponseError::InvalidProducerEpoch.code()
@@ -199,6 +202,7 @@ impl ProduceError {
                 ResponseError::MessageTooLarge.code()
             }
             ProduceError::Storage(_) => ResponseError::KafkaStorageError.code(),
+            ProduceError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
             // Confluent's broker-side validation answers INVALID_RECORD (87).
             ProduceError::SchemaValidation(_) => ResponseError::InvalidRecord.code(),
         }

@@ -27,6 +27,11 @@ pub(crate) const DURABILITY: &str = "herald.durability";
 /// `compression.type`: `producer` (keep the producer's codec, the default) or the codec
 /// every batch is stored with: `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`.
 pub(crate) const COMPRESSION_TYPE: &str = "compression.type";
+/// `message.timestamp.before.max.ms` (KIP-937): how far in the past a CreateTime
+/// record's timestamp may be, against the broker's clock; the default allows any.
+pub(crate) const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+/// `message.timestamp.after.max.ms` (KIP-937): how far in the future it may be.
+pub(crate) const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 /// `message.timestamp.type`: `CreateTime` (the producer's timestamps, the default) or
 /// `LogAppendTime` (the broker stamps each batch with its append time).
 pub(crate) const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
@@ -39,13 +44,15 @@ pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation"
 pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub(crate) const KEYS: [&str; 11] = [
+pub(crate) const KEYS: [&str; 13] = [
     CLEANUP_POLICY,
     COMPRESSION_TYPE,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
     DURABILITY,
     MAX_MESSAGE_BYTES,
+    TIMESTAMP_AFTER_MAX_MS,
+    TIMESTAMP_BEFORE_MAX_MS,
     MESSAGE_TIMESTAMP_TYPE,
     RETENTION_BYTES,
     RETENTION_MS,
@@ -159,6 +166,16 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             ConfigType::String,
             "Codec batches are stored with: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd recompresses on append.",
         ),
+        TIMESTAMP_BEFORE_MAX_MS => (
+            TIMESTAMP_BEFORE_MAX_MS,
+            ConfigType::Long,
+            "Largest age in ms of a CreateTime record's timestamp against the broker's clock; older batches are refused.",
+        ),
+        TIMESTAMP_AFTER_MAX_MS => (
+            TIMESTAMP_AFTER_MAX_MS,
+            ConfigType::Long,
+            "Largest lead in ms of a CreateTime record's timestamp over the broker's clock; later batches are refused.",
+        ),
         MESSAGE_TIMESTAMP_TYPE => (
             MESSAGE_TIMESTAMP_TYPE,
             ConfigType::String,
@@ -269,9 +286,32 @@ pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Resul
         COMPRESSION_TYPE => {
             parse_compression(value)?;
         }
+        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => {
+            parse_i64(key, value, 0, i64::MAX)?;
+        }
         other => return Err(format!("unknown topic config {other:?}")),
     }
     Ok(())
+}
+
+/// How far a CreateTime record's timestamp may be behind and ahead of the broker's
+/// clock, when a topic limits it (KIP-937); `None` when it does not, or when the topic
+/// stamps append times (the producer's timestamps are then not kept).
+pub(crate) fn timestamp_bounds(overrides: &BTreeMap<String, String>) -> Option<(i64, i64)> {
+    let limit = |key| {
+        overrides
+            .get(key)
+            .and_then(|v| parse_i64(key, v, 0, i64::MAX).ok())
+            .unwrap_or(i64::MAX)
+    };
+    let stamped = overrides
+        .get(MESSAGE_TIMESTAMP_TYPE)
+        .is_some_and(|v| v.trim() == "LogAppendTime");
+    let bounds = (
+        limit(TIMESTAMP_BEFORE_MAX_MS),
+        limit(TIMESTAMP_AFTER_MAX_MS),
+    );
+    (!stamped && bounds != (i64::MAX, i64::MAX)).then_some(bounds)
 }
 
 /// A `compression.type` value: `None` for `producer`.
@@ -376,6 +416,7 @@ fn value_of(config: &LogConfig, key: &str) -> String {
         .to_string(),
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => "false".to_string(),
         COMPRESSION_TYPE => "producer".to_string(),
+        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => i64::MAX.to_string(),
         _ => String::new(),
     }
 }
@@ -401,9 +442,9 @@ pub(crate) fn describe(
                 KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => overrides
                     .get(name)
                     .map_or_else(|| "false".to_string(), |v| v.trim().to_ascii_lowercase()),
-                COMPRESSION_TYPE => overrides
+                COMPRESSION_TYPE | TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => overrides
                     .get(name)
-                    .map_or_else(|| "producer".to_string(), |v| v.trim().to_string()),
+                    .map_or_else(|| value_of(defaults, name), |v| v.trim().to_string()),
                 _ => value_of(&effective, name),
             },
             source: if overrides.contains_key(name) {

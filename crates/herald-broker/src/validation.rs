@@ -119,12 +119,17 @@ pub(crate) async fn check_produce(
         return Ok(ProducedBatch::Unchecked(batch));
     };
     // On every produce: read the overrides in place rather than cloning them.
-    let (validation, target) = {
+    let (validation, target, bounds) = {
         let overrides = t.configs.read().unwrap_or_else(|p| p.into_inner());
         (
             topic_config::schema_validation(&overrides),
             topic_config::compression(&overrides),
+            topic_config::timestamp_bounds(&overrides),
         )
+    };
+    let batch = match bounds {
+        Some(bounds) => check_timestamps(batch, bounds).await?,
+        None => batch,
     };
     let checked = if validation.any() {
         check_schemas(slot, topic, validation, batch).await?
@@ -135,6 +140,42 @@ pub(crate) async fn check_produce(
         Some(target) => recompressed(checked, target).await,
         None => Ok(checked),
     }
+}
+
+/// Refuses a batch with a record timestamp more than `before` ms behind or `after` ms
+/// ahead of the broker's clock (KIP-937), with INVALID_TIMESTAMP naming the record.
+async fn check_timestamps(
+    batch: BytesMut,
+    (before, after): (i64, i64),
+) -> Result<BytesMut, ProduceError> {
+    tokio::task::spawn_blocking(move || {
+        let decoded = decode_batch(&batch).map_err(|e| match e {
+            RecordError::Batch(e) => ProduceError::Corrupt(e),
+            e => ProduceError::Records(e),
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for (index, r) in decoded.records.iter().enumerate() {
+            let (earliest, latest) = (now.saturating_sub(before), now.saturating_add(after));
+            if r.timestamp < earliest || r.timestamp > latest {
+                return Err(ProduceError::InvalidTimestamp(format!(
+                    "record {index} has timestamp {}, outside [{earliest}, {latest}] (the \
+                     topic's message.timestamp.before.max.ms = {before} and \
+                     message.timestamp.after.max.ms = {after} around the broker's clock)",
+                    r.timestamp
+                )));
+            }
+        }
+        Ok(batch)
+    })
+    .await
+    .map_err(|e| {
+        ProduceError::Storage(herald_log::LogError::TaskJoin {
+            op: "check record timestamps",
+            reason: e.to_string(),
+        })
+    })?
 }
 
 /// The batch in the topic's `compression.type` (unchanged when it already is, or is
@@ -152,7 +193,7 @@ async fn recompressed(
             Ok(Some(new)) => Ok(ProducedBatch::Unchecked(BytesMut::from(&new[..]))),
             Ok(None) => Ok(batch),
             Err(RecordError::Batch(e)) => Err(ProduceError::Corrupt(e)),
-            Err(e) => Err(ProduceError::Recompress(e)),
+            Err(e) => Err(ProduceError::Records(e)),
         }
     })
     .await

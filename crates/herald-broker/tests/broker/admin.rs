@@ -200,7 +200,7 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 11, "v{version}");
+        assert_eq!(r.configs.len(), 13, "v{version}");
         assert_eq!(
             value(&r, "confluent.value.schema.validation"),
             ("false".into(), 5)
@@ -569,6 +569,85 @@ async fn compression_type_recompresses_on_append() {
     let fetched = c.fetch(12, "asis", 0, p.base_offset, 0, 1).await;
     let header = BatchHeader::parse(&fetched.records.unwrap()).unwrap();
     assert_eq!(header.compression(), 3, "lz4 from now on");
+}
+
+/// KIP-937 bounds: a CreateTime topic with `message.timestamp.before.max.ms` /
+/// `after.max.ms` refuses a batch with a record too old or too far ahead (INVALID_TIMESTAMP,
+/// nothing written); the defaults accept any timestamp; LogAppendTime topics ignore them.
+#[tokio::test]
+async fn timestamp_bounds_refuse_records_too_old_or_too_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let bounds = [
+        ("message.timestamp.before.max.ms", "3600000"),
+        ("message.timestamp.after.max.ms", "60000"),
+    ];
+    c.create_topic("bounded", 1, &bounds).await;
+    c.create_topic("open", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "bounded", None).await;
+    assert_eq!(
+        value(&r, "message.timestamp.before.max.ms"),
+        ("3600000".into(), 1)
+    );
+    let r = describe(&mut c, 4, 2, "open", None).await;
+    assert_eq!(
+        value(&r, "message.timestamp.after.max.ms"),
+        (i64::MAX.to_string(), 5)
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ok = c
+        .produce(9, -1, "bounded", 0, batch(&[rec(now - 1_000, b"a")]))
+        .await;
+    assert_eq!(ok.error_code, 0);
+    for ts in [now - 7_200_000, now + 600_000] {
+        let p = c
+            .produce(
+                9,
+                -1,
+                "bounded",
+                0,
+                batch(&[rec(now, b"fine"), rec(ts, b"bad")]),
+            )
+            .await;
+        assert_eq!(p.error_code, 32, "INVALID_TIMESTAMP for {ts}");
+        let msg = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+        assert!(msg.contains("record 1"), "{msg}");
+    }
+    let fetched = c.fetch(12, "bounded", 0, 0, 0, 1).await;
+    assert_eq!(
+        decode_all(&fetched.records.unwrap()).len(),
+        1,
+        "nothing else written"
+    );
+    let p = c
+        .produce(9, -1, "open", 0, batch(&[rec(1_000, b"old")]))
+        .await;
+    assert_eq!(p.error_code, 0, "no bounds by default");
+
+    let (code, msg) = alter(
+        &mut c,
+        "bounded",
+        &[("message.timestamp.type", 0, Some("LogAppendTime"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 0, "{msg:?}");
+    let p = c
+        .produce(9, -1, "bounded", 0, batch(&[rec(1_000, b"stamped")]))
+        .await;
+    assert_eq!(p.error_code, 0, "LogAppendTime replaces the timestamp");
+    let (code, _) = alter(
+        &mut c,
+        "bounded",
+        &[("message.timestamp.after.max.ms", 0, Some("-5"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40, "INVALID_CONFIG");
 }
 
 #[tokio::test]
