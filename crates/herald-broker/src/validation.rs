@@ -148,11 +148,8 @@ async fn check_timestamps(
     batch: BytesMut,
     (before, after): (i64, i64),
 ) -> Result<BytesMut, ProduceError> {
-    tokio::task::spawn_blocking(move || {
-        let decoded = decode_batch(&batch).map_err(|e| match e {
-            RecordError::Batch(e) => ProduceError::Corrupt(e),
-            e => ProduceError::Records(e),
-        })?;
+    off_runtime("check record timestamps", move || {
+        let decoded = decode_batch(&batch).map_err(unreadable)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -170,12 +167,28 @@ async fn check_timestamps(
         Ok(batch)
     })
     .await
-    .map_err(|e| {
+}
+
+/// Runs the CPU work `f` (decoding, recompressing) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    op: &'static str,
+    f: impl FnOnce() -> Result<T, ProduceError> + Send + 'static,
+) -> Result<T, ProduceError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
         ProduceError::Storage(herald_log::LogError::TaskJoin {
-            op: "check record timestamps",
+            op,
             reason: e.to_string(),
         })
     })?
+}
+
+/// Records that do not decode: a bad batch frame or CRC is CORRUPT_MESSAGE, the rest
+/// (a codec failure) is [`ProduceError::Records`].
+fn unreadable(e: RecordError) -> ProduceError {
+    match e {
+        RecordError::Batch(e) => ProduceError::Corrupt(e),
+        e => ProduceError::Records(e),
+    }
 }
 
 /// The batch in the topic's `compression.type` (unchanged when it already is, or is
@@ -184,7 +197,7 @@ async fn recompressed(
     batch: ProducedBatch,
     target: Compression,
 ) -> Result<ProducedBatch, ProduceError> {
-    tokio::task::spawn_blocking(move || {
+    off_runtime("recompress a produced batch", move || {
         let bytes: &[u8] = match &batch {
             ProducedBatch::Unchecked(b) => b,
             ProducedBatch::Validated(v) => v.bytes(),
@@ -192,17 +205,10 @@ async fn recompressed(
         match records::recompress(bytes, target) {
             Ok(Some(new)) => Ok(ProducedBatch::Unchecked(BytesMut::from(&new[..]))),
             Ok(None) => Ok(batch),
-            Err(RecordError::Batch(e)) => Err(ProduceError::Corrupt(e)),
-            Err(e) => Err(ProduceError::Records(e)),
+            Err(e) => Err(unreadable(e)),
         }
     })
     .await
-    .map_err(|e| {
-        ProduceError::Storage(herald_log::LogError::TaskJoin {
-            op: "recompress a produced batch",
-            reason: e.to_string(),
-        })
-    })?
 }
 
 /// The schema-id check of a batch for a topic with validation on.
