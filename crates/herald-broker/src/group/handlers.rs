@@ -148,6 +148,7 @@ impl GroupCoordinator {
                 group_id: req.group_id.to_string(),
                 member_id: req.member_id.to_string(),
                 require_known_member_id: version >= 4 && instance_id.is_none(),
+                supports_skip_assignment: version >= 9,
                 instance_id,
                 session_timeout_ms: req.session_timeout_ms,
                 rebalance_timeout_ms: if version >= 1 {
@@ -502,6 +503,9 @@ fn join_response(o: JoinOutcome, version: i16) -> JoinGroupResponse {
     }
     resp.leader = strb(o.leader);
     resp.member_id = strb(o.member_id);
+    if version >= 9 {
+        resp.skip_assignment = o.skip_assignment;
+    }
     resp.members = o
         .members
         .into_iter()

@@ -15,12 +15,16 @@
 //!   ([`GroupConfig::initial_rebalance_delay`], Kafka's `group.initial.rebalance.delay.ms`).
 //!   Membership lives in memory only: after a restart members get UNKNOWN_MEMBER_ID and
 //!   rejoin, as after a Kafka coordinator moves without its group metadata.
-//! - Static membership (`group.instance.id`, KIP-345) is supported for identity and
-//!   fencing: a rejoining instance replaces its old member id (whose requests then get
-//!   FENCED_INSTANCE_ID), a static member that has not rejoined keeps its place through
-//!   a rebalance until its session times out, and LeaveGroup by instance id works.
-//!   Unlike Kafka, a static member that restarts triggers a rebalance (Kafka skips it when
-//!   nothing changed); JoinGroup v9's `skip_assignment` is therefore always false.
+//! - Static membership (`group.instance.id`, KIP-345) as Kafka does it: a restarted
+//!   instance (JoinGroup with its instance id and no member id) takes its old place
+//!   under a new member id, and the old id's requests get FENCED_INSTANCE_ID. In a
+//!   stable group whose protocol choice does not change that needs no rebalance: the
+//!   member is answered from the current generation and gets its old assignment back
+//!   from SyncGroup, so the other members notice nothing (a restarted leader is told
+//!   the old leader id before JoinGroup v9, and `skip_assignment` from v9, KIP-814). A
+//!   static member that has not rejoined keeps its place through a rebalance until its
+//!   session times out: the session timeout is the only trigger. LeaveGroup by
+//!   instance id (KIP-345 batch leave) works.
 //! - Committed offsets are records in a herald-log [`Log`](herald_log::Log) at
 //!   `<dir>/__consumer_offsets-0` (format in `codec.rs`); an OffsetCommit is answered only
 //!   once its batch is durable, and [`GroupCoordinator::open`] replays the log. Commits are

@@ -49,6 +49,8 @@ pub(crate) struct JoinParams {
     pub(crate) protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+ without an instance id: a new member first gets MEMBER_ID_REQUIRED.
     pub(crate) require_known_member_id: bool,
+    /// JoinGroup v9+: the response can tell a leader to skip the assignment.
+    pub(crate) supports_skip_assignment: bool,
     pub(crate) client_id: String,
     pub(crate) client_host: String,
 }
@@ -146,9 +148,7 @@ impl Inner {
         let id = new_member_id(&p.client_id);
         if let Some(instance) = &p.instance_id {
             if let Some(old) = group.static_member(instance).map(|m| m.id.clone()) {
-                tracing::info!(group = %group.id, instance = %instance, old_member = %old, new_member = %id,
-                    "static member rejoined; fencing its previous member id");
-                remove_member(group, &old, FENCED_INSTANCE_ID);
+                return self.replace_static_member(group, &old, id, p);
             }
             return self.add_member_and_rebalance(group, id, p);
         }
@@ -158,6 +158,73 @@ impl Inner {
             return Reply::Now(JoinOutcome::error(MEMBER_ID_REQUIRED, &id));
         }
         self.add_member_and_rebalance(group, id, p)
+    }
+
+    /// KIP-345: a static member that rejoins with an unknown member id (it restarted)
+    /// takes its previous incarnation's place: same position, assignment and leadership,
+    /// under a new member id; the old id's waiting requests and any later ones get
+    /// FENCED_INSTANCE_ID. A stable group whose protocol choice does not change answers
+    /// at once from the current generation, without a rebalance (Kafka's
+    /// `updateStaticMemberAndRebalance`); a group waiting for the leader's assignment
+    /// rebalances, since that assignment may name the old id.
+    fn replace_static_member(
+        &self,
+        group: &mut Group,
+        old: &str,
+        id: String,
+        p: JoinParams,
+    ) -> Reply<JoinOutcome> {
+        let previous_leader = group.leader.clone().unwrap_or_default();
+        let now = Instant::now();
+        let session_timeout = millis(p.session_timeout_ms);
+        let member = group
+            .member_mut(old)
+            .expect("caller found the static member");
+        send(
+            member.awaiting_join.take(),
+            JoinOutcome::error(FENCED_INSTANCE_ID, old),
+        );
+        send(
+            member.awaiting_sync.take(),
+            SyncOutcome::error(FENCED_INSTANCE_ID),
+        );
+        member.id.clone_from(&id);
+        member.client_id = p.client_id;
+        member.client_host = p.client_host;
+        member.protocols = p.protocols;
+        member.session_timeout = session_timeout;
+        if p.rebalance_timeout_ms > 0 {
+            member.rebalance_timeout = millis(p.rebalance_timeout_ms);
+        }
+        member.touch(now);
+        if group.is_leader(old) {
+            group.leader = Some(id.clone());
+        }
+        tracing::info!(group = %group.id, instance = ?p.instance_id, old_member = %old, new_member = %id,
+            state = %group.state, "static member rejoined; its previous member id is fenced");
+        self.watch_session(group.id.clone(), id.clone(), now + session_timeout);
+        match group.state {
+            GroupState::Stable if group.select_protocol() == group.protocol_name => {
+                let mut outcome = current_generation(group, &id);
+                if p.supports_skip_assignment && group.is_leader(&id) {
+                    // The leader learns it leads (to watch metadata) but keeps the
+                    // assignment: a stable group would not hand a new one out.
+                    outcome.skip_assignment = true;
+                } else {
+                    // Before v9, the old leader id keeps a restarted leader from
+                    // running the assignor for nothing: it sees itself as a follower.
+                    outcome.members.clear();
+                    outcome.leader = previous_leader;
+                }
+                Reply::Now(outcome)
+            }
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                group.member_mut(&id).expect("just replaced").awaiting_join = Some(tx);
+                self.rebalance_or_try_complete(group);
+                Reply::Later(rx)
+            }
+        }
     }
 
     fn join_known_member(&self, group: &mut Group, p: JoinParams) -> Reply<JoinOutcome> {
@@ -381,6 +448,7 @@ impl Inner {
                 } else {
                     Vec::new()
                 },
+                skip_assignment: false,
             };
             send(member.awaiting_join.take(), outcome);
         }
@@ -500,5 +568,6 @@ fn current_generation(group: &Group, member_id: &str) -> JoinOutcome {
         leader: group.leader.clone().unwrap_or_default(),
         member_id: member_id.to_owned(),
         members,
+        skip_assignment: false,
     }
 }

@@ -57,6 +57,9 @@ pub(crate) struct JoinOutcome {
     pub(crate) member_id: String,
     /// Filled for the leader only: (member id, group instance id, metadata).
     pub(crate) members: Vec<(String, Option<String>, Bytes)>,
+    /// JoinGroup v9+ (KIP-814): the leader of a stable group whose static member
+    /// rejoined is told not to run the assignor; the current assignment stands.
+    pub(crate) skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -69,6 +72,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id: member_id.to_owned(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 """One confluent-kafka (librdkafka) consumer in a consumer group, driven by the test.
 
   group_member.py --bootstrap HOST:PORT --group G --topic T [--session-timeout-ms 6000]
-                  [--consume N]
+                  [--consume N] [--instance-id ID]
 
 Prints JSON lines as things happen:
   {"event": "assigned", "partitions": [...]}   the member's whole assignment after a rebalance
@@ -11,7 +11,9 @@ Prints JSON lines as things happen:
   {"event": "closed"}
 With --consume N it reads N records, committing each one synchronously, prints the
 committed offsets, closes the consumer and exits. Otherwise it polls until its stdin
-says "close" (or is closed), then closes the consumer (LeaveGroup) and exits.
+says "close" (or is closed), then closes the consumer (LeaveGroup) and exits. With
+--instance-id it is a static member (group.instance.id, KIP-345): closing it sends no
+LeaveGroup, so its partitions wait for it until its session times out.
 Exits 1 on a consumer error. HERALD_CLIENT_DEBUG=cgrp,protocol turns on librdkafka's
 debug log (on stderr, shown when a test fails).
 """
@@ -35,15 +37,18 @@ def main():
     p.add_argument("--topic", required=True)
     p.add_argument("--session-timeout-ms", type=int, default=6000)
     p.add_argument("--consume", type=int, default=0)
+    p.add_argument("--instance-id")
     args = p.parse_args()
     import_client("confluent")
     from confluent_kafka import Consumer, KafkaException
 
     errors = []
     debug = {"debug": os.environ["HERALD_CLIENT_DEBUG"]} if os.environ.get("HERALD_CLIENT_DEBUG") else {}
+    static = {"group.instance.id": args.instance_id} if args.instance_id else {}
     c = Consumer(
         {
             **debug,
+            **static,
             "bootstrap.servers": args.bootstrap,
             "group.id": args.group,
             "session.timeout.ms": args.session_timeout_ms,

@@ -21,15 +21,40 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// Upper bound for a group to form: the initial rebalance delay (3 s) plus client start.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A group_member.py process and the assignment it last reported.
+/// A group_member.py process, the assignment it last reported and how many times it
+/// was assigned or revoked partitions.
 struct Member {
     name: &'static str,
     proc: Proc,
     assigned: Vec<i32>,
+    rebalances: usize,
 }
 
 impl Member {
     fn start(py: &Path, bootstrap: &str, group: &str, topic: &str, name: &'static str) -> Self {
+        Self::spawn(py, bootstrap, group, topic, name, None)
+    }
+
+    /// A static member (`group.instance.id` = `instance`).
+    fn start_static(
+        py: &Path,
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        name: &'static str,
+        instance: &str,
+    ) -> Self {
+        Self::spawn(py, bootstrap, group, topic, name, Some(instance))
+    }
+
+    fn spawn(
+        py: &Path,
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        name: &'static str,
+        instance: Option<&str>,
+    ) -> Self {
         let mut cmd = Command::new(py);
         cmd.arg(script("group_member.py")).args([
             "--bootstrap",
@@ -41,10 +66,14 @@ impl Member {
             "--session-timeout-ms",
             &SESSION_TIMEOUT.as_millis().to_string(),
         ]);
+        if let Some(instance) = instance {
+            cmd.args(["--instance-id", instance]);
+        }
         Self {
             name,
             proc: Proc::spawn(format!("group member {name}"), cmd),
             assigned: Vec::new(),
+            rebalances: 0,
         }
     }
 
@@ -62,8 +91,14 @@ impl Member {
                     .collect()
             };
             match event["event"].as_str() {
-                Some("assigned") => self.assigned = parts(),
-                Some("revoked") => self.assigned.clear(),
+                Some("assigned") => {
+                    self.assigned = parts();
+                    self.rebalances += 1;
+                }
+                Some("revoked") => {
+                    self.assigned.clear();
+                    self.rebalances += 1;
+                }
                 _ => {}
             }
         }
@@ -161,6 +196,50 @@ fn two_consumers_split_six_partitions_and_the_survivor_takes_all_when_one_is_kil
     a.proc.write_stdin(Some(b"close\n"));
     let done = a.proc.wait(CLIENT_TIMEOUT);
     assert_eq!(done.code, Some(0), "member a:\n{}", done.stderr);
+}
+
+#[test]
+fn a_static_member_restarting_within_its_session_gets_its_partitions_back_without_a_rebalance() {
+    let Some(py) = python() else { return };
+    let broker = TestBroker::start();
+    let (group, bootstrap) = ("static", broker.bootstrap());
+    broker.create_topic(group, 6);
+    let mut a = Member::start_static(&py, &bootstrap, group, group, "a", "app-a");
+    let mut b = Member::start_static(&py, &bootstrap, group, group, "b", "app-b");
+    wait_for(
+        &mut [&mut a, &mut b],
+        FORM_TIMEOUT,
+        "3 + 3 partitions",
+        split_evenly,
+    );
+    let (a_before, b_partitions) = (a.rebalances, b.assigned.clone());
+
+    // A static member closes without LeaveGroup; its replacement, same instance id,
+    // comes back well within the session timeout, as in a rolling restart.
+    b.proc.write_stdin(Some(b"close\n"));
+    let done = b.proc.wait(CLIENT_TIMEOUT);
+    assert_eq!(done.code, Some(0), "member b:\n{}", done.stderr);
+    let mut b2 = Member::start_static(&py, &bootstrap, group, group, "b2", "app-b");
+    wait_for(
+        &mut [&mut b2],
+        SESSION_TIMEOUT,
+        "the restarted member gets its partitions back",
+        |a| a[0] == b_partitions,
+    );
+    // Long enough for a rebalance that was started to reach the other member.
+    std::thread::sleep(Duration::from_secs(2));
+    a.drain();
+    assert_eq!(
+        a.rebalances,
+        a_before,
+        "the other member was neither revoked nor reassigned:\n{}",
+        a.proc.output()
+    );
+    for mut m in [a, b2] {
+        m.proc.write_stdin(Some(b"close\n"));
+        let done = m.proc.wait(CLIENT_TIMEOUT);
+        assert_eq!(done.code, Some(0), "member {}:\n{}", m.name, done.stderr);
+    }
 }
 
 /// What a group_member.py --consume run read and committed.

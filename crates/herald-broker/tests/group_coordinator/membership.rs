@@ -475,3 +475,149 @@ async fn a_restarted_static_member_fences_its_previous_incarnation() {
     assert_eq!(after.leave(&c, 3).await, NONE);
     assert_eq!(c.groups()[0].state, GroupState::Empty);
 }
+
+/// Two static members, `app-1` and `app-2`, joined and synced into a stable generation 1;
+/// the leader handed out "for <member id>".
+async fn stable_static_pair(c: &Arc<GroupCoordinator>) -> (Vec<Client>, String) {
+    let mut clients = vec![Client::new("g", "a"), Client::new("g", "b")];
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.instance_id = Some(format!("app-{}", i + 1));
+    }
+    let responses = join_all(c, &mut clients).await;
+    let leader = responses[0].leader.to_string();
+    sync_all(c, &clients, &leader).await;
+    assert_eq!(c.groups()[0].state, GroupState::Stable);
+    (clients, leader)
+}
+
+#[tokio::test]
+async fn a_static_member_restarting_within_its_session_gets_its_assignment_back_without_a_rebalance()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), test_config());
+    let (clients, leader) = stable_static_pair(&c).await;
+    let follower = clients.iter().find(|cl| cl.member_id != leader).unwrap();
+    let other = clients.iter().find(|cl| cl.member_id == leader).unwrap();
+
+    let mut restarted = follower.clone();
+    restarted.member_id.clear();
+    let resp = soon("rejoin", restarted.join_once(&c, 5)).await;
+    assert_eq!(resp.error_code, NONE);
+    assert_eq!(resp.generation_id, 1, "same generation: no rebalance");
+    assert_eq!(resp.leader.as_str(), leader);
+    assert!(resp.members.is_empty());
+    assert_ne!(restarted.member_id, follower.member_id);
+
+    let synced = soon("sync", restarted.sync(&c, &[], 3)).await;
+    assert_eq!(synced.error_code, NONE);
+    assert_eq!(
+        synced.assignment.as_ref(),
+        format!("for {}", follower.member_id).as_bytes(),
+        "the previous incarnation's assignment"
+    );
+    assert_eq!(
+        other.heartbeat(&c).await,
+        NONE,
+        "the other member keeps going"
+    );
+    assert_eq!(restarted.heartbeat(&c).await, NONE);
+    assert_eq!(follower.heartbeat(&c).await, 82, "FENCED_INSTANCE_ID");
+    let group = &c.groups()[0];
+    assert_eq!((group.state, group.generation), (GroupState::Stable, 1));
+    assert_eq!(group.members.len(), 2);
+}
+
+#[tokio::test]
+async fn a_restarted_static_leader_is_not_asked_to_assign_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), test_config());
+    let (clients, leader) = stable_static_pair(&c).await;
+    let old_leader = clients.iter().find(|cl| cl.member_id == leader).unwrap();
+
+    // Before JoinGroup v9 the answer names the old leader id, so the client acts as a
+    // follower and fetches the assignment that stands.
+    let mut restarted = old_leader.clone();
+    restarted.member_id.clear();
+    let resp = soon("rejoin v5", restarted.join_once(&c, 5)).await;
+    assert_eq!((resp.error_code, resp.generation_id), (NONE, 1));
+    assert_eq!(resp.leader.as_str(), leader, "the old leader id");
+    assert!(resp.members.is_empty());
+    let synced = soon("sync", restarted.sync(&c, &[], 3)).await;
+    assert_eq!(
+        synced.assignment.as_ref(),
+        format!("for {leader}").as_bytes()
+    );
+    assert_eq!(c.groups()[0].leader, restarted.member_id, "it still leads");
+
+    // From v9 it is told it leads, with every member, and to skip the assignment.
+    let mut again = restarted.clone();
+    again.member_id.clear();
+    let resp = soon("rejoin v9", again.join_once(&c, 9)).await;
+    assert_eq!((resp.error_code, resp.generation_id), (NONE, 1));
+    assert_eq!(resp.leader.as_str(), again.member_id);
+    assert!(resp.skip_assignment);
+    assert_eq!(resp.members.len(), 2);
+    let followers = clients.iter().find(|cl| cl.member_id != leader).unwrap();
+    assert_eq!(followers.heartbeat(&c).await, NONE);
+    assert_eq!(c.groups()[0].generation, 1);
+}
+
+#[tokio::test]
+async fn a_static_member_rejoining_with_other_protocols_rebalances_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), test_config());
+    let (clients, leader) = stable_static_pair(&c).await;
+    let follower = clients.iter().find(|cl| cl.member_id != leader).unwrap();
+    let other = clients.iter().find(|cl| cl.member_id == leader).unwrap();
+
+    let mut restarted = follower.clone();
+    restarted.member_id.clear();
+    restarted.protocols = vec![("roundrobin".into(), Bytes::from_static(b"rr"))];
+    let c2 = Arc::clone(&c);
+    let rejoin = tokio::spawn(async move {
+        let resp = restarted.join_once(&c2, 5).await;
+        (restarted, resp)
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        other.heartbeat(&c).await,
+        REBALANCE_IN_PROGRESS,
+        "the chosen protocol changes: everyone rejoins"
+    );
+    let mut other = other.clone();
+    let resp = soon("leader rejoin", other.join_once(&c, 5)).await;
+    assert_eq!((resp.error_code, resp.generation_id), (NONE, 2));
+    assert_eq!(resp.protocol_name.as_deref(), Some("roundrobin"));
+    let (_, resp) = soon("static rejoin", rejoin).await.unwrap();
+    assert_eq!((resp.error_code, resp.generation_id), (NONE, 2));
+}
+
+#[tokio::test]
+async fn a_static_member_that_does_not_come_back_is_removed_when_its_session_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), test_config());
+    let mut clients = vec![
+        Client::new("g", "a").session_ms(300),
+        Client::new("g", "b").session_ms(300),
+    ];
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.instance_id = Some(format!("app-{}", i + 1));
+    }
+    let responses = join_all(&c, &mut clients).await;
+    let leader = responses[0].leader.to_string();
+    sync_all(&c, &clients, &leader).await;
+    let survivor = clients.iter().find(|cl| cl.member_id == leader).unwrap();
+
+    // The other one is gone without a LeaveGroup (static members do not send one).
+    let deadline = Instant::now() + SOON;
+    let mut code = NONE;
+    while Instant::now() < deadline && code == NONE {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        code = survivor.heartbeat(&c).await;
+    }
+    assert_eq!(code, REBALANCE_IN_PROGRESS, "session expiry rebalances");
+    let mut survivor = survivor.clone();
+    let resp = soon("rejoin", survivor.join_once(&c, 5)).await;
+    assert_eq!((resp.error_code, resp.generation_id), (NONE, 2));
+    assert_eq!(resp.members.len(), 1);
+}
