@@ -226,7 +226,7 @@ impl Broker {
         let records = bytes::Bytes::from(records)
             .try_into_mut()
             .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
-        self.start_produce(topic, partition, records)
+        self.start_produce(topic, partition, records, acks)
             .await?
             .finish(acks)
             .await
@@ -240,6 +240,7 @@ impl Broker {
         topic: &str,
         partition: i32,
         records: bytes::BytesMut,
+        acks: Acks,
     ) -> Result<PendingProduce, ProduceError> {
         let Some(p) = self.core.topics.partition(topic, partition) else {
             return Err(ProduceError::UnknownTopicOrPartition {
@@ -248,9 +249,14 @@ impl Broker {
             });
         };
         let c = &self.core;
-        let batch =
-            crate::validation::check_produce(&c.config.schema_id_check, &c.topics, topic, records)
-                .await?;
+        let batch = crate::validation::check_produce(
+            &c.config.schema_id_check,
+            &c.topics,
+            topic,
+            records,
+            acks,
+        )
+        .await?;
         let core = self.core.clone();
         let part = p.clone();
         let outcome = tokio::task::spawn_blocking(move || {

@@ -180,6 +180,7 @@ struct LogConfigFile {
     group_commit_max_bytes: Option<u64>,
     index_interval_bytes: Option<u32>,
     verify_reads: Option<bool>,
+    message_timestamp_type: Option<String>,
 }
 
 fn deserialize_log_config<'de, D: Deserializer<'de>>(d: D) -> Result<LogConfig, D::Error> {
@@ -235,6 +236,14 @@ fn deserialize_log_config<'de, D: Deserializer<'de>>(d: D) -> Result<LogConfig, 
     }
     if let Some(v) = file.verify_reads {
         config.verify_reads = v;
+    }
+    if let Some(v) = file.message_timestamp_type {
+        crate::topic_config::apply_one(
+            &mut config,
+            crate::topic_config::MESSAGE_TIMESTAMP_TYPE,
+            &v,
+        )
+        .map_err(D::Error::custom)?;
     }
     config.validate().map_err(D::Error::custom)?;
     Ok(config)
@@ -294,5 +303,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn broker_wide_log_append_time() {
+        let c: BrokerConfig = serde_json::from_str(
+            r#"{"default_topic_config": {"message_timestamp_type": "LogAppendTime"}}"#,
+        )
+        .unwrap();
+        assert!(c.default_topic_config.log_append_time);
+        let err = serde_json::from_str::<BrokerConfig>(
+            r#"{"default_topic_config": {"message_timestamp_type": "AppendTime"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("AppendTime"), "{err}");
     }
 }

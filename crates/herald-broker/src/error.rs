@@ -168,6 +168,17 @@ pub enum ProduceError {
     /// A record's timestamp is outside the topic's KIP-937 bounds.
     #[error("{0}")]
     InvalidTimestamp(String),
+    /// acks=all to a topic whose `min.insync.replicas` exceeds the replicas in sync.
+    #[error(
+        "min.insync.replicas is {required} but {in_sync} replica is in sync (Herald keeps one \
+         per partition): produce with acks=1, or set the topic's min.insync.replicas to 1"
+    )]
+    NotEnoughReplicas {
+        /// Replicas in sync.
+        in_sync: i64,
+        /// The topic's `min.insync.replicas`.
+        required: i64,
+    },
 }
 
 impl ProduceError {
@@ -203,6 +214,7 @@ impl ProduceError {
             }
             ProduceError::Storage(_) => ResponseError::KafkaStorageError.code(),
             ProduceError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
+            ProduceError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
             // Confluent's broker-side validation answers INVALID_RECORD (87).
             ProduceError::SchemaValidation(_) => ResponseError::InvalidRecord.code(),
         }

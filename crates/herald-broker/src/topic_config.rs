@@ -32,9 +32,21 @@ pub(crate) const COMPRESSION_TYPE: &str = "compression.type";
 pub(crate) const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 /// `message.timestamp.after.max.ms` (KIP-937): how far in the future it may be.
 pub(crate) const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+/// `message.timestamp.difference.max.ms`: the bound of both directions before KIP-937,
+/// deprecated by Kafka 3.6 but still honoured: it applies to each direction whose own
+/// bound is not set.
+pub(crate) const TIMESTAMP_DIFFERENCE_MAX_MS: &str = "message.timestamp.difference.max.ms";
 /// `message.timestamp.type`: `CreateTime` (the producer's timestamps, the default) or
 /// `LogAppendTime` (the broker stamps each batch with its append time).
 pub(crate) const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+
+/// `min.insync.replicas`: with acks=all, a produce is refused with NOT_ENOUGH_REPLICAS
+/// unless this many replicas are in sync. Herald keeps one replica, so any value above 1
+/// refuses acks=all produces, as a Kafka topic with too few in-sync replicas does.
+pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+/// `message.format.version`: accepted and ignored, as Kafka 3.x does once the
+/// inter-broker protocol is 3.0 or later (every batch is stored in the v2 format).
+pub(crate) const MESSAGE_FORMAT_VERSION: &str = "message.format.version";
 
 /// `confluent.key.schema.validation`: `true` makes the broker refuse records whose key
 /// does not carry a schema id registered under `<topic>-key` (see [`crate::validation`]).
@@ -44,21 +56,48 @@ pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation"
 pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub(crate) const KEYS: [&str; 13] = [
+pub(crate) const KEYS: [&str; 16] = [
     CLEANUP_POLICY,
     COMPRESSION_TYPE,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
     DURABILITY,
     MAX_MESSAGE_BYTES,
+    MESSAGE_FORMAT_VERSION,
     TIMESTAMP_AFTER_MAX_MS,
     TIMESTAMP_BEFORE_MAX_MS,
+    TIMESTAMP_DIFFERENCE_MAX_MS,
     MESSAGE_TIMESTAMP_TYPE,
+    MIN_INSYNC_REPLICAS,
     RETENTION_BYTES,
     RETENTION_MS,
     SEGMENT_BYTES,
     SEGMENT_MS,
 ];
+
+/// The broker setting that gives a topic key its default, by Kafka's name (the name
+/// DescribeConfigs synonyms carry): `retention.ms` comes from `log.retention.ms`.
+pub(crate) fn broker_synonym(key: &str) -> &'static str {
+    match key {
+        CLEANUP_POLICY => "log.cleanup.policy",
+        COMPRESSION_TYPE => "compression.type",
+        MAX_MESSAGE_BYTES => "message.max.bytes",
+        MESSAGE_FORMAT_VERSION => "log.message.format.version",
+        TIMESTAMP_AFTER_MAX_MS => "log.message.timestamp.after.max.ms",
+        TIMESTAMP_BEFORE_MAX_MS => "log.message.timestamp.before.max.ms",
+        TIMESTAMP_DIFFERENCE_MAX_MS => "log.message.timestamp.difference.max.ms",
+        MESSAGE_TIMESTAMP_TYPE => "log.message.timestamp.type",
+        MIN_INSYNC_REPLICAS => "min.insync.replicas",
+        RETENTION_BYTES => "log.retention.bytes",
+        RETENTION_MS => "log.retention.ms",
+        SEGMENT_BYTES => "log.segment.bytes",
+        SEGMENT_MS => "log.roll.ms",
+        DURABILITY => "herald.durability",
+        KEY_SCHEMA_VALIDATION => KEY_SCHEMA_VALIDATION,
+        VALUE_SCHEMA_VALIDATION => VALUE_SCHEMA_VALIDATION,
+        _ => "",
+    }
+}
 
 /// Where a described value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +106,9 @@ pub(crate) enum ConfigSource {
     Default,
     /// An override set on the topic (Kafka's `DYNAMIC_TOPIC_CONFIG`, 1).
     Topic,
+    /// A broker default set in `herald serve`'s configuration (Kafka's
+    /// `STATIC_BROKER_CONFIG`, 4).
+    StaticBroker,
 }
 
 impl ConfigSource {
@@ -75,6 +117,7 @@ impl ConfigSource {
         match self {
             ConfigSource::Default => 5,
             ConfigSource::Topic => 1,
+            ConfigSource::StaticBroker => 4,
         }
     }
 }
@@ -118,6 +161,11 @@ pub(crate) struct ConfigEntry {
     pub source: ConfigSource,
     /// The broker default, for DescribeConfigs synonyms.
     pub default_value: String,
+    /// Where the broker default comes from: `Default`, or `StaticBroker` when
+    /// `herald serve`'s configuration sets it.
+    pub default_source: ConfigSource,
+    /// Herald's built-in default (what the broker default is when nothing sets it).
+    pub builtin_value: String,
     /// Value type.
     pub config_type: ConfigType,
     /// One line saying what it does.
@@ -176,10 +224,25 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             ConfigType::Long,
             "Largest lead in ms of a CreateTime record's timestamp over the broker's clock; later batches are refused.",
         ),
+        TIMESTAMP_DIFFERENCE_MAX_MS => (
+            TIMESTAMP_DIFFERENCE_MAX_MS,
+            ConfigType::Long,
+            "Deprecated (KIP-937): the bound in ms of each direction whose before/after bound is not set.",
+        ),
         MESSAGE_TIMESTAMP_TYPE => (
             MESSAGE_TIMESTAMP_TYPE,
             ConfigType::String,
             "CreateTime keeps the producer's timestamps; LogAppendTime stamps each batch with the broker's append time.",
+        ),
+        MIN_INSYNC_REPLICAS => (
+            MIN_INSYNC_REPLICAS,
+            ConfigType::Int,
+            "Replicas that must be in sync for an acks=all produce; Herald keeps one, so above 1 such produces get NOT_ENOUGH_REPLICAS.",
+        ),
+        MESSAGE_FORMAT_VERSION => (
+            MESSAGE_FORMAT_VERSION,
+            ConfigType::String,
+            "Accepted and ignored, as by Kafka 3.x: batches are stored in the v2 format.",
         ),
         KEY_SCHEMA_VALIDATION => (
             KEY_SCHEMA_VALIDATION,
@@ -193,6 +256,12 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
         ),
         _ => return None,
     })
+}
+
+/// Whether `key` is set per topic only, with no broker-wide default (the schema
+/// validation switches, as on Confluent Server).
+pub(crate) fn is_topic_only(key: &str) -> bool {
+    matches!(key, KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION)
 }
 
 /// Whether `key` is a topic setting Herald knows.
@@ -286,18 +355,50 @@ pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Resul
         COMPRESSION_TYPE => {
             parse_compression(value)?;
         }
-        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => {
+        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS | TIMESTAMP_DIFFERENCE_MAX_MS => {
             parse_i64(key, value, 0, i64::MAX)?;
         }
+        MIN_INSYNC_REPLICAS => {
+            parse_i64(key, value, 1, i64::from(i32::MAX))?;
+        }
+        MESSAGE_FORMAT_VERSION => parse_message_format_version(value)?,
         other => return Err(format!("unknown topic config {other:?}")),
     }
     Ok(())
 }
 
+/// Kafka's `message.format.version` values: a release (`0.10.2`, `2.8`, `3.0`), with
+/// an optional internal version (`3.0-IV1`).
+fn parse_message_format_version(value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let (release, iv) = v.split_once("-IV").map_or((v, None), |(r, i)| (r, Some(i)));
+    let parts: Vec<&str> = release.split('.').collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| digits(p)) && iv.is_none_or(digits) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{MESSAGE_FORMAT_VERSION}: {value:?} is not a Kafka version such as 2.8 or 3.0-IV1"
+        ))
+    }
+}
+
+/// The topic's `min.insync.replicas` (1 when not set).
+pub(crate) fn min_insync_replicas(overrides: &BTreeMap<String, String>) -> i64 {
+    overrides
+        .get(MIN_INSYNC_REPLICAS)
+        .and_then(|v| parse_i64(MIN_INSYNC_REPLICAS, v, 1, i64::from(i32::MAX)).ok())
+        .unwrap_or(1)
+}
+
 /// How far a CreateTime record's timestamp may be behind and ahead of the broker's
 /// clock, when a topic limits it (KIP-937); `None` when it does not, or when the topic
 /// stamps append times (the producer's timestamps are then not kept).
-pub(crate) fn timestamp_bounds(overrides: &BTreeMap<String, String>) -> Option<(i64, i64)> {
+/// `stamped_by_default` is the broker default of `message.timestamp.type`.
+pub(crate) fn timestamp_bounds(
+    overrides: &BTreeMap<String, String>,
+    stamped_by_default: bool,
+) -> Option<(i64, i64)> {
     let limit = |key| {
         overrides
             .get(key)
@@ -306,10 +407,13 @@ pub(crate) fn timestamp_bounds(overrides: &BTreeMap<String, String>) -> Option<(
     };
     let stamped = overrides
         .get(MESSAGE_TIMESTAMP_TYPE)
-        .is_some_and(|v| v.trim() == "LogAppendTime");
+        .map_or(stamped_by_default, |v| v.trim() == "LogAppendTime");
+    // Kafka's rule: a direction's own bound when set, else the deprecated difference.
+    let difference = limit(TIMESTAMP_DIFFERENCE_MAX_MS);
+    let or_difference = |v| if v == i64::MAX { difference } else { v };
     let bounds = (
-        limit(TIMESTAMP_BEFORE_MAX_MS),
-        limit(TIMESTAMP_AFTER_MAX_MS),
+        or_difference(limit(TIMESTAMP_BEFORE_MAX_MS)),
+        or_difference(limit(TIMESTAMP_AFTER_MAX_MS)),
     );
     (!stamped && bounds != (i64::MAX, i64::MAX)).then_some(bounds)
 }
@@ -416,7 +520,11 @@ fn value_of(config: &LogConfig, key: &str) -> String {
         .to_string(),
         KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => "false".to_string(),
         COMPRESSION_TYPE => "producer".to_string(),
-        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => i64::MAX.to_string(),
+        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS | TIMESTAMP_DIFFERENCE_MAX_MS => {
+            i64::MAX.to_string()
+        }
+        MIN_INSYNC_REPLICAS => "1".to_string(),
+        MESSAGE_FORMAT_VERSION => "3.0-IV1".to_string(),
         _ => String::new(),
     }
 }
@@ -436,25 +544,41 @@ pub(crate) fn describe(
     wanted
         .into_iter()
         .filter_map(key_info)
-        .map(|(name, config_type, documentation)| ConfigEntry {
-            name,
-            value: match name {
-                KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => overrides
-                    .get(name)
-                    .map_or_else(|| "false".to_string(), |v| v.trim().to_ascii_lowercase()),
-                COMPRESSION_TYPE | TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => overrides
-                    .get(name)
-                    .map_or_else(|| value_of(defaults, name), |v| v.trim().to_string()),
-                _ => value_of(&effective, name),
-            },
-            source: if overrides.contains_key(name) {
-                ConfigSource::Topic
-            } else {
+        .map(|(name, config_type, documentation)| {
+            let default_value = value_of(defaults, name);
+            let builtin_value = value_of(&LogConfig::default(), name);
+            let default_source = if default_value == builtin_value {
                 ConfigSource::Default
-            },
-            default_value: value_of(defaults, name),
-            config_type,
-            documentation,
+            } else {
+                ConfigSource::StaticBroker
+            };
+            ConfigEntry {
+                name,
+                value: match name {
+                    KEY_SCHEMA_VALIDATION | VALUE_SCHEMA_VALIDATION => overrides
+                        .get(name)
+                        .map_or_else(|| "false".to_string(), |v| v.trim().to_ascii_lowercase()),
+                    COMPRESSION_TYPE
+                    | TIMESTAMP_BEFORE_MAX_MS
+                    | TIMESTAMP_AFTER_MAX_MS
+                    | TIMESTAMP_DIFFERENCE_MAX_MS
+                    | MIN_INSYNC_REPLICAS
+                    | MESSAGE_FORMAT_VERSION => overrides
+                        .get(name)
+                        .map_or_else(|| default_value.clone(), |v| v.trim().to_string()),
+                    _ => value_of(&effective, name),
+                },
+                source: if overrides.contains_key(name) {
+                    ConfigSource::Topic
+                } else {
+                    default_source
+                },
+                default_value,
+                default_source,
+                builtin_value,
+                config_type,
+                documentation,
+            }
         })
         .collect()
 }
@@ -545,6 +669,27 @@ mod tests {
             .find(|e| e.name == KEY_SCHEMA_VALIDATION)
             .unwrap();
         assert_eq!(key.value, "false");
+    }
+
+    #[test]
+    fn the_deprecated_difference_bounds_each_direction_without_its_own() {
+        let o = overrides(&[
+            (TIMESTAMP_DIFFERENCE_MAX_MS, "5000"),
+            (TIMESTAMP_AFTER_MAX_MS, "100"),
+        ]);
+        assert_eq!(timestamp_bounds(&o, false), Some((5000, 100)));
+        assert_eq!(
+            timestamp_bounds(&o, true),
+            None,
+            "LogAppendTime ignores bounds"
+        );
+        assert_eq!(timestamp_bounds(&BTreeMap::new(), false), None);
+        let err = effective(
+            &LogConfig::default(),
+            &overrides(&[(TIMESTAMP_DIFFERENCE_MAX_MS, "-1")]),
+        )
+        .unwrap_err();
+        assert!(err.contains(TIMESTAMP_DIFFERENCE_MAX_MS), "{err}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ use herald_format::{
 };
 
 use crate::{
+    broker::Acks,
     error::ProduceError,
     partition::{AppendOutcome, Partition},
     topic_config,
@@ -109,24 +110,36 @@ impl ProducedBatch {
 /// Checks every record of one produced batch (any compression) for a topic that asks
 /// for validation, and hands the batch on. A topic that validates nothing passes it on
 /// unchecked.
+/// Replicas of every partition in sync: Herald is one broker with one replica.
+const IN_SYNC_REPLICAS: i64 = 1;
+
 pub(crate) async fn check_produce(
     slot: &SchemaIdCheckSlot,
     topics: &TopicManager,
     topic: &str,
     batch: BytesMut,
+    acks: Acks,
 ) -> Result<ProducedBatch, ProduceError> {
     let Some(t) = topics.get(topic) else {
         return Ok(ProducedBatch::Unchecked(batch));
     };
     // On every produce: read the overrides in place rather than cloning them.
-    let (validation, target, bounds) = {
+    let (validation, target, bounds, min_insync) = {
         let overrides = t.configs.read().unwrap_or_else(|p| p.into_inner());
         (
             topic_config::schema_validation(&overrides),
             topic_config::compression(&overrides),
-            topic_config::timestamp_bounds(&overrides),
+            topic_config::timestamp_bounds(&overrides, topics.defaults().log_append_time),
+            topic_config::min_insync_replicas(&overrides),
         )
     };
+    // As Kafka's leader does before it appends: one replica is in sync, here always.
+    if acks == Acks::All && min_insync > IN_SYNC_REPLICAS {
+        return Err(ProduceError::NotEnoughReplicas {
+            in_sync: IN_SYNC_REPLICAS,
+            required: min_insync,
+        });
+    }
     let batch = match bounds {
         Some(bounds) => check_timestamps(batch, bounds).await?,
         None => batch,

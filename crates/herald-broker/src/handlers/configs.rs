@@ -21,6 +21,7 @@ use kafka_protocol::{
 use super::Ctx;
 use crate::{
     broker::Broker,
+    config::BrokerConfig,
     error::TopicError,
     topic_config::{self, CLEANUP_POLICY, ConfigEntry, ConfigSource, ConfigType},
 };
@@ -29,13 +30,23 @@ use crate::{
 const TOPIC: i8 = 2;
 /// Kafka's resource type for brokers.
 const BROKER: i8 = 4;
-/// Kafka's config source for settings from the broker's configuration file.
-const STATIC_BROKER_CONFIG: i8 = 4;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    let mut s = DescribeConfigsSynonym::default();
+    s.name = StrBytes::from_string(name.to_owned());
+    s.value = Some(StrBytes::from_string(value.to_owned()));
+    s.source = source;
+    s
+}
+
+/// One topic config as DescribeConfigs reports it. Synonyms go from the most specific
+/// to the least, as Kafka lists them: the topic's override, the broker setting from
+/// `herald serve`'s configuration, the built-in default; the broker ones under Kafka's
+/// broker names (`log.retention.ms` for `retention.ms`).
 fn describe_entry(
     ctx: &Ctx<'_>,
     e: ConfigEntry,
@@ -47,18 +58,23 @@ fn describe_entry(
     r.value = Some(StrBytes::from_string(e.value.clone()));
     r.config_source = e.source.kafka_code();
     if synonyms {
+        let broker_name = topic_config::broker_synonym(e.name);
         if e.source == ConfigSource::Topic {
-            let mut s = DescribeConfigsSynonym::default();
-            s.name = StrBytes::from_static_str(e.name);
-            s.value = Some(StrBytes::from_string(e.value));
-            s.source = ConfigSource::Topic.kafka_code();
-            r.synonyms.push(s);
+            r.synonyms
+                .push(synonym(e.name, &e.value, ConfigSource::Topic.kafka_code()));
         }
-        let mut s = DescribeConfigsSynonym::default();
-        s.name = StrBytes::from_static_str(e.name);
-        s.value = Some(StrBytes::from_string(e.default_value));
-        s.source = ConfigSource::Default.kafka_code();
-        r.synonyms.push(s);
+        if e.default_source == ConfigSource::StaticBroker {
+            r.synonyms.push(synonym(
+                broker_name,
+                &e.default_value,
+                ConfigSource::StaticBroker.kafka_code(),
+            ));
+        }
+        r.synonyms.push(synonym(
+            broker_name,
+            &e.builtin_value,
+            ConfigSource::Default.kafka_code(),
+        ));
     }
     if ctx.version >= 3 {
         r.config_type = e.config_type.kafka_code();
@@ -69,70 +85,113 @@ fn describe_entry(
     r
 }
 
-/// The broker's own settings, read-only (they come from its configuration file).
-fn broker_entries(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
-    let defaults = topic_config::describe(broker.topics().defaults(), &BTreeMap::new(), None);
-    let value = |key: &str| {
-        defaults
-            .iter()
-            .find(|e| e.name == key)
-            .map(|e| e.value.clone())
-            .unwrap_or_default()
-    };
+/// One broker setting: Kafka name, value, Herald's built-in default, type.
+struct BrokerEntry {
+    name: &'static str,
+    value: String,
+    builtin: String,
+    config_type: ConfigType,
+    documentation: &'static str,
+}
+
+/// The broker's own settings, read-only (they come from `herald serve`'s configuration):
+/// the topic defaults under Kafka's broker names, and the broker's other settings.
+fn broker_entries(broker: &Broker) -> Vec<BrokerEntry> {
     let c = broker.config();
-    vec![
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics.to_string(),
-            ConfigType::String,
-        ),
-        ("broker.id", c.node_id.to_string(), ConfigType::Int),
-        (
-            "herald.durability",
-            value(topic_config::DURABILITY),
-            ConfigType::String,
-        ),
-        (
-            "log.cleanup.policy",
-            value(CLEANUP_POLICY),
-            ConfigType::List,
-        ),
-        (
-            "log.retention.bytes",
-            value(topic_config::RETENTION_BYTES),
-            ConfigType::Long,
-        ),
-        (
-            "log.retention.ms",
-            value(topic_config::RETENTION_MS),
-            ConfigType::Long,
-        ),
-        (
-            "log.roll.ms",
-            value(topic_config::SEGMENT_MS),
-            ConfigType::Long,
-        ),
-        (
-            "log.segment.bytes",
-            value(topic_config::SEGMENT_BYTES),
-            ConfigType::Int,
-        ),
-        (
-            "message.max.bytes",
-            value(topic_config::MAX_MESSAGE_BYTES),
-            ConfigType::Int,
-        ),
-        (
-            "num.partitions",
-            c.default_partitions.to_string(),
-            ConfigType::Int,
-        ),
-        (
-            "socket.request.max.bytes",
-            c.max_frame_bytes.to_string(),
-            ConfigType::Int,
-        ),
-    ]
+    let builtin = BrokerConfig::default();
+    let mut out: Vec<BrokerEntry> =
+        topic_config::describe(broker.topics().defaults(), &BTreeMap::new(), None)
+            .into_iter()
+            .filter(|e| !topic_config::is_topic_only(e.name))
+            .map(|e| BrokerEntry {
+                name: topic_config::broker_synonym(e.name),
+                value: e.default_value,
+                builtin: e.builtin_value,
+                config_type: e.config_type,
+                documentation: e.documentation,
+            })
+            .collect();
+    let mut plain = |name, value: String, builtin: String, config_type, documentation| {
+        out.push(BrokerEntry {
+            name,
+            value,
+            builtin,
+            config_type,
+            documentation,
+        });
+    };
+    plain(
+        "auto.create.topics.enable",
+        c.auto_create_topics.to_string(),
+        builtin.auto_create_topics.to_string(),
+        ConfigType::Boolean,
+        "Create a topic when a client asks for its metadata or produces to it.",
+    );
+    plain(
+        "broker.id",
+        c.node_id.to_string(),
+        builtin.node_id.to_string(),
+        ConfigType::Int,
+        "This broker's node id.",
+    );
+    plain(
+        "num.partitions",
+        c.default_partitions.to_string(),
+        builtin.default_partitions.to_string(),
+        ConfigType::Int,
+        "Partitions of an auto-created topic.",
+    );
+    plain(
+        "socket.request.max.bytes",
+        c.max_frame_bytes.to_string(),
+        builtin.max_frame_bytes.to_string(),
+        ConfigType::Int,
+        "Largest request the broker reads.",
+    );
+    out.sort_by_key(|e| e.name);
+    out
+}
+
+/// One broker setting as DescribeConfigs reports it: read-only, from the static
+/// configuration when it differs from the built-in default.
+fn describe_broker_entry(
+    ctx: &Ctx<'_>,
+    e: BrokerEntry,
+    synonyms: bool,
+    documentation: bool,
+) -> DescribeConfigsResourceResult {
+    let mut c = DescribeConfigsResourceResult::default();
+    c.name = StrBytes::from_static_str(e.name);
+    c.value = Some(StrBytes::from_string(e.value.clone()));
+    c.read_only = true;
+    let set = e.value != e.builtin;
+    c.config_source = if set {
+        ConfigSource::StaticBroker
+    } else {
+        ConfigSource::Default
+    }
+    .kafka_code();
+    if synonyms {
+        if set {
+            c.synonyms.push(synonym(
+                e.name,
+                &e.value,
+                ConfigSource::StaticBroker.kafka_code(),
+            ));
+        }
+        c.synonyms.push(synonym(
+            e.name,
+            &e.builtin,
+            ConfigSource::Default.kafka_code(),
+        ));
+    }
+    if ctx.version >= 3 {
+        c.config_type = e.config_type.kafka_code();
+        if documentation {
+            c.documentation = Some(StrBytes::from_static_str(e.documentation));
+        }
+    }
+    c
 }
 
 /// DescribeConfigs.
@@ -177,27 +236,8 @@ pub(crate) async fn describe_configs(
             {
                 r.configs = broker_entries(broker)
                     .into_iter()
-                    .filter(|(name, _, _)| {
-                        keys.as_ref().is_none_or(|k| k.iter().any(|k| k == name))
-                    })
-                    .map(|(name, value, config_type)| {
-                        let mut c = DescribeConfigsResourceResult::default();
-                        c.name = StrBytes::from_static_str(name);
-                        c.value = Some(StrBytes::from_string(value.clone()));
-                        c.read_only = true;
-                        c.config_source = STATIC_BROKER_CONFIG;
-                        if req.include_synonyms {
-                            let mut s = DescribeConfigsSynonym::default();
-                            s.name = StrBytes::from_static_str(name);
-                            s.value = Some(StrBytes::from_string(value));
-                            s.source = STATIC_BROKER_CONFIG;
-                            c.synonyms.push(s);
-                        }
-                        if ctx.version >= 3 {
-                            c.config_type = config_type.kafka_code();
-                        }
-                        c
-                    })
+                    .filter(|e| keys.as_ref().is_none_or(|k| k.iter().any(|k| k == e.name)))
+                    .map(|e| describe_broker_entry(&ctx, e, req.include_synonyms, documentation))
                     .collect();
             }
             other => {

@@ -158,7 +158,11 @@ pub(crate) async fn start(
             let started = match acks {
                 // Invalid acks: nothing is written; finish() answers INVALID_REQUIRED_ACKS.
                 None => None,
-                Some(_) => Some(broker.start_produce(&name, data.index, data.records).await),
+                Some(acks) => Some(
+                    broker
+                        .start_produce(&name, data.index, data.records, acks)
+                        .await,
+                ),
             };
             results.push((data.index, started));
         }

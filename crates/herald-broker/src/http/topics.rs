@@ -41,7 +41,8 @@ fn detail(broker: &Broker, topic: &Topic) -> Result<TopicDetail, ApiError> {
         .map(|e| {
             let source = match e.source {
                 ConfigSource::Topic => "topic",
-                _ => "default",
+                ConfigSource::StaticBroker => "broker",
+                ConfigSource::Default => "default",
             };
             (
                 e.name.to_string(),

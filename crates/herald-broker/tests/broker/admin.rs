@@ -200,7 +200,7 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 13, "v{version}");
+        assert_eq!(r.configs.len(), 16, "v{version}");
         assert_eq!(
             value(&r, "confluent.value.schema.validation"),
             ("false".into(), 5)
@@ -221,12 +221,19 @@ async fn describe_and_alter_topic_configs() {
             .iter()
             .find(|c| c.name.as_str() == "retention.ms")
             .unwrap();
+        let synonyms: Vec<(&str, Option<&str>, i8)> = retention
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+            .collect();
         assert_eq!(
-            retention.synonyms.len(),
-            2,
-            "the override, then the default"
+            synonyms,
+            vec![
+                ("retention.ms", Some("60000"), 1),
+                ("log.retention.ms", Some("604800000"), 5)
+            ],
+            "the override, then the default under Kafka's broker name"
         );
-        assert_eq!(retention.synonyms[1].value.as_deref(), Some("604800000"));
         if version >= 3 {
             assert_eq!(retention.config_type, 5, "LONG");
             assert!(retention.documentation.is_some());
@@ -237,7 +244,15 @@ async fn describe_and_alter_topic_configs() {
     assert_eq!(describe(&mut c, 1, 2, "missing", None).await.error_code, 3);
     let b = describe(&mut c, 4, 4, "1", None).await;
     assert_eq!(b.error_code, 0);
-    assert_eq!(value(&b, "num.partitions").0, "1");
+    assert_eq!(value(&b, "num.partitions"), ("1".into(), 5));
+    assert_eq!(value(&b, "log.retention.ms"), ("604800000".into(), 5));
+    assert_eq!(
+        value(&b, "log.message.timestamp.type"),
+        ("CreateTime".into(), 5)
+    );
+    assert_eq!(value(&b, "min.insync.replicas"), ("1".into(), 5));
+    assert_eq!(value(&b, "compression.type"), ("producer".into(), 5));
+    assert!(b.configs.iter().all(|e| e.read_only));
     assert_eq!(describe(&mut c, 4, 4, "7", None).await.error_code, 42);
 
     // SET and DELETE; the change reaches the log and the catalog.
@@ -773,5 +788,144 @@ async fn delete_records_moves_the_log_start() {
         resp.topics[0].partitions[0].low_watermark, 4,
         "-1 means the high watermark"
     );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn broker_settings_from_the_configuration_are_described_as_static() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.default_partitions = 4;
+    config.default_topic_config.retention_age = Some(std::time::Duration::from_secs(3600));
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let b = describe(&mut c, 4, 4, "", None).await;
+    assert_eq!(value(&b, "num.partitions"), ("4".into(), 4));
+    assert_eq!(value(&b, "log.retention.ms"), ("3600000".into(), 4));
+    assert_eq!(value(&b, "log.segment.bytes").1, 5, "not set: the default");
+    let partitions = b
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "num.partitions")
+        .unwrap();
+    let synonyms: Vec<(Option<&str>, i8)> = partitions
+        .synonyms
+        .iter()
+        .map(|s| (s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(synonyms, vec![(Some("4"), 4), (Some("1"), 5)]);
+
+    // A topic without an override inherits the static setting, and says so.
+    c.create_topic("t", 1, &[("retention.ms", "1000")]).await;
+    c.create_topic("u", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "u", Some(&["retention.ms"])).await;
+    assert_eq!(value(&r, "retention.ms"), ("3600000".into(), 4));
+    let r = describe(&mut c, 4, 2, "t", Some(&["retention.ms"])).await;
+    let synonyms: Vec<(&str, Option<&str>, i8)> = r.configs[0]
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        vec![
+            ("retention.ms", Some("1000"), 1),
+            ("log.retention.ms", Some("3600000"), 4),
+            ("log.retention.ms", Some("604800000"), 5),
+        ]
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn min_insync_replicas_above_one_refuses_acks_all_produces() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("strict", 1, &[("min.insync.replicas", "2")])
+        .await;
+    c.create_topic("plain", 1, &[("min.insync.replicas", "1")])
+        .await;
+    let r = describe(&mut c, 4, 2, "strict", Some(&["min.insync.replicas"])).await;
+    assert_eq!(value(&r, "min.insync.replicas"), ("2".into(), 1));
+
+    let p = c
+        .produce(9, -1, "strict", 0, batch(&[rec(1, b"all")]))
+        .await;
+    assert_eq!(p.error_code, 19, "NOT_ENOUGH_REPLICAS");
+    let msg = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+    assert!(msg.contains("min.insync.replicas"), "{msg}");
+    let p = c
+        .produce(9, 1, "strict", 0, batch(&[rec(1, b"leader")]))
+        .await;
+    assert_eq!(p.error_code, 0, "acks=1 needs only the leader");
+    let p = c.produce(9, -1, "plain", 0, batch(&[rec(1, b"all")])).await;
+    assert_eq!(p.error_code, 0);
+    let fetched = c.fetch(12, "strict", 0, 0, 0, 1).await;
+    let values: Vec<Vec<u8>> = decode_all(&fetched.records.unwrap())
+        .into_iter()
+        .map(|r| r.value.unwrap().to_vec())
+        .collect();
+    assert_eq!(
+        values,
+        vec![b"leader".to_vec()],
+        "the refused batch is not written"
+    );
+
+    for bad in ["0", "two", "-1"] {
+        let (code, msg) = alter(
+            &mut c,
+            "plain",
+            &[("min.insync.replicas", 0, Some(bad))],
+            false,
+        )
+        .await;
+        assert_eq!(code, 40, "{bad}: {msg:?}");
+    }
+    let (code, msg) = alter(&mut c, "strict", &[("min.insync.replicas", 1, None)], false).await;
+    assert_eq!(code, 0, "{msg:?}");
+    let p = c
+        .produce(9, -1, "strict", 0, batch(&[rec(1, b"now")]))
+        .await;
+    assert_eq!(p.error_code, 0, "back to the default of 1");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn message_format_version_is_accepted_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    c.create_topic("old", 1, &[("message.format.version", "0.10.2")])
+        .await;
+    let r = describe(&mut c, 4, 2, "old", Some(&["message.format.version"])).await;
+    assert_eq!(value(&r, "message.format.version"), ("0.10.2".into(), 1));
+    c.create_topic("new", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "new", Some(&["message.format.version"])).await;
+    assert_eq!(value(&r, "message.format.version"), ("3.0-IV1".into(), 5));
+    let p = c
+        .produce(9, -1, "old", 0, batch(&[rec(1, b"v2 anyway")]))
+        .await;
+    assert_eq!(p.error_code, 0);
+    for good in ["2.8", "3.0-IV1", "0.11.0"] {
+        let (code, msg) = alter(
+            &mut c,
+            "old",
+            &[("message.format.version", 0, Some(good))],
+            false,
+        )
+        .await;
+        assert_eq!(code, 0, "{good}: {msg:?}");
+    }
+    for bad in ["latest", "3", "3.0-IVx", ""] {
+        let (code, _) = alter(
+            &mut c,
+            "old",
+            &[("message.format.version", 0, Some(bad))],
+            false,
+        )
+        .await;
+        assert_eq!(code, 40, "{bad:?}");
+    }
     broker.shutdown().await.unwrap();
 }

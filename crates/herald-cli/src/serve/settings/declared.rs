@@ -141,6 +141,8 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "bytes between offset-index entries"),
     setting(&["default_topic_config", "verify_reads"], None, Bool, "`true`",
         "check CRCs of batches on every read"),
+    setting(&["default_topic_config", "message_timestamp_type"], None, Str, "`CreateTime`",
+        "`CreateTime` keeps producers' timestamps, `LogAppendTime` stamps the append time (Kafka's `log.message.timestamp.type`)"),
 ];
 
 /// The flags of `herald serve`, as given: `--config` and the value of each setting
