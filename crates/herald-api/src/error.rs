@@ -30,6 +30,8 @@ pub mod codes {
     pub const UNKNOWN_DEAD_LETTER: u32 = 40405;
     /// The endpoint exists but not with this method.
     pub const METHOD_NOT_ALLOWED: u32 = 40501;
+    /// The browser guard refused the request's `Host` or `Origin` (docs/security.md).
+    pub const REFUSED_ORIGIN: u32 = 40301;
     /// A topic of that name exists.
     pub const TOPIC_EXISTS: u32 = 40901;
     /// The body is larger than the configured limit.

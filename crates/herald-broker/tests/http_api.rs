@@ -522,3 +522,104 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     assert_error(&decode(put).await, StatusCode::METHOD_NOT_ALLOWED, 40501);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn pages_in_a_browser_cannot_reach_the_http_api() {
+    let s = Server::start().await;
+    s.create_topic("kept", 1).await;
+    let topics = s.url("/api/v1/topics");
+    // A cross-site form post, and a no-cors fetch without a body or type.
+    let (status, body) = s
+        .post_raw(
+            "/api/v1/topics",
+            "text/plain",
+            br#"{"name": "form"}"#.to_vec(),
+        )
+        .await;
+    assert_error(&(status, body), StatusCode::UNSUPPORTED_MEDIA_TYPE, 41501);
+    let resp = s
+        .client
+        .post(s.url("/api/v1/topics/kept/records"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        &decode(resp).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        41501,
+    );
+    // A DNS-rebinding page listing or deleting topics.
+    for req in [
+        s.client.get(&topics),
+        s.client.delete(s.url("/api/v1/topics/kept")),
+    ] {
+        let resp = req
+            .header("host", "rebound.evil.example:8080")
+            .send()
+            .await
+            .unwrap();
+        assert_error(&decode(resp).await, StatusCode::FORBIDDEN, 40301);
+    }
+    // A cross-origin page, even with a JSON body.
+    let resp = s
+        .client
+        .post(&topics)
+        .header("origin", "http://evil.example")
+        .json(&json!({"name": "fetched"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&decode(resp).await, StatusCode::FORBIDDEN, 40301);
+    let resp = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/topics/kept"))
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // Nothing changed.
+    let (_, listed) = s.get("/api/v1/topics").await;
+    let names: Vec<&str> = listed["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["kept"]);
+    assert_eq!(s.high_watermarks("kept").await, vec![0]);
+    // Tools and pages on localhost go on working.
+    let resp = s
+        .client
+        .get(&topics)
+        .header("host", "localhost")
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn allowed_host_names_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HttpConfig::new("127.0.0.1:0".parse().unwrap());
+    config.allowed_hosts = vec!["herald.internal".into()];
+    let http = HttpServer::bind(config).await.unwrap();
+    let broker = common::start(dir.path()).await;
+    http.set_ready(broker.broker().clone());
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/topics", http.local_addr());
+    for (host, want) in [
+        ("herald.internal:8080", StatusCode::OK),
+        ("HERALD.internal", StatusCode::OK),
+        ("other.internal", StatusCode::FORBIDDEN),
+    ] {
+        let resp = client.get(&url).header("host", host).send().await.unwrap();
+        assert_eq!(resp.status(), want, "{host}");
+    }
+    http.shutdown().await;
+    broker.shutdown().await.unwrap();
+}

@@ -11,6 +11,8 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 404;
     /// The endpoint does not take that method.
     pub const METHOD_NOT_ALLOWED: u32 = 405;
+    /// The browser guard refused the request's `Host` or `Origin`.
+    pub const FORBIDDEN: u32 = 40301;
     /// The schema is incompatible with earlier versions.
     pub const INCOMPATIBLE_SCHEMA: u32 = 409;
     /// The body is larger than the registry accepts.

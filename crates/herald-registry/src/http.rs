@@ -507,9 +507,24 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// The REST API as an axum router, with a body limit of `max_body_bytes`.
-pub fn router(registry: Registry, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The refusal of the browser guard in the registry's error format.
+fn refused(r: herald_security::Rejection) -> Response {
+    let code = if r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        codes::UNSUPPORTED_MEDIA_TYPE
+    } else {
+        codes::FORBIDDEN
+    };
+    error_reply(r.status.as_u16(), code, r.message)
+}
+
+/// The REST API as an axum router, with a body limit of `max_body_bytes`, behind the
+/// browser guard allowing `allowed_hosts` (beyond IP literals and `localhost`).
+pub fn router(registry: Registry, max_body_bytes: usize, allowed_hosts: &[String]) -> Router {
+    let guard = herald_security::BrowserGuard::new(
+        herald_security::HostAllowlist::with_names(allowed_hosts),
+        refused,
+    );
+    let routes = Router::new()
         .route("/", get(root))
         .route("/contexts", get(contexts))
         .route("/schemas", get(list_schemas))
@@ -565,7 +580,9 @@ pub fn router(registry: Registry, max_body_bytes: usize) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(registry)
+        .with_state(registry);
+    guard
+        .protect(routes)
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
@@ -576,6 +593,8 @@ pub struct RegistryHttpConfig {
     pub listen: SocketAddr,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Host names the registry answers to beyond IP literals and `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl RegistryHttpConfig {
@@ -584,6 +603,7 @@ impl RegistryHttpConfig {
         Self {
             listen,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -602,7 +622,7 @@ impl RegistryServer {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (stop, mut stop_rx) = watch::channel(false);
-        let app = router(registry, config.max_body_bytes);
+        let app = router(registry, config.max_body_bytes, &config.allowed_hosts);
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

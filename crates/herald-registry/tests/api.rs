@@ -478,6 +478,13 @@ async fn bad_input_is_4xx_with_a_confluent_body_and_stores_nothing() {
             415,
         ),
         (
+            "form post (the browser guard)",
+            Some("application/x-www-form-urlencoded"),
+            json!({"schema": "\"string\""}).to_string(),
+            415,
+            415,
+        ),
+        (
             "oversized body",
             None,
             json!({"schema": format!("\"{}\"", "x".repeat(8192))}).to_string(),
@@ -653,4 +660,64 @@ async fn a_registry_log_record_it_cannot_read_stops_the_open_with_its_offset() {
     // Offsets 0 and 1 are the schema and version records of the registration.
     assert!(err.to_string().contains("offset 2"), "{err}");
     drop(keep);
+}
+
+#[tokio::test]
+async fn pages_in_a_browser_cannot_reach_the_registry() {
+    let r = TestRegistry::start().await;
+    let subjects = format!("{}/subjects", r.url);
+    let versions = format!("{}/subjects/s/versions", r.url);
+    let body = json!({"schema": "\"string\""}).to_string();
+    // A POST without a content type: what a no-cors fetch sends.
+    let resp = r
+        .http
+        .post(&versions)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    // A DNS-rebinding page: its own name in Host.
+    let resp = r
+        .http
+        .get(&subjects)
+        .header("host", "rebound.evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error_code"], 40301, "{v}");
+    // A cross-origin page, even with the right content type.
+    let resp = r
+        .http
+        .post(&versions)
+        .header("content-type", support::CT)
+        .header("origin", "https://evil.example")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    // No CORS: a preflight gets no permission to send anything.
+    let resp = r
+        .http
+        .request(reqwest::Method::OPTIONS, &versions)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(
+        r.get("/subjects?deleted=true").await.1,
+        json!([]),
+        "nothing stored"
+    );
+    // Tools (no Origin, an IP or localhost as Host) go on working.
+    assert_eq!(r.register("s", avro(r#""string""#)).await, 1);
 }

@@ -14,7 +14,9 @@
 //! | `GET /api/v1/groups`, `GET /api/v1/groups/{id}` | consumer groups, members, committed offsets, lag |
 //!
 //! Errors are JSON `{ "error_code": ..., "message": ... }` (see [`error::codes`]); a
-//! refused request changes nothing. `docs/http-api.md` has the request and response shapes.
+//! refused request changes nothing. Every route, `/health` included, is behind the
+//! browser guard ([`herald_security::BrowserGuard`]): a `Host` or `Origin` the server
+//! does not answer to gets 403, a POST without a JSON content type 415. `docs/http-api.md` has the request and response shapes.
 //!
 //! The server is bound before the broker starts so that `/health` and `/ready` answer
 //! while the data directory is recovered:
@@ -73,6 +75,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Host names the server answers to beyond IP literals and `localhost` (the browser
+    /// guard, [`herald_security::BrowserGuard`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +85,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -197,7 +203,7 @@ impl HttpServer {
             round_robin: Mutex::new(HashMap::new()),
             stop: stop_rx.clone(),
         });
-        let app = router(shared.clone(), config.max_body_bytes, extra);
+        let app = router(shared.clone(), &config, extra);
         let mut stop = stop_rx;
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -253,7 +259,21 @@ impl Drop for HttpServer {
     }
 }
 
-fn router(shared: AppState, max_body_bytes: usize, extra: Router) -> Router {
+/// The refusal of the browser guard in the API's error format.
+fn refused(r: herald_security::Rejection) -> Response {
+    let code = if r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        error::codes::NOT_JSON
+    } else {
+        error::codes::REFUSED_ORIGIN
+    };
+    ApiError::new(r.status, code, r.message).into_response()
+}
+
+fn router(shared: AppState, config: &HttpConfig, extra: Router) -> Router {
+    let guard = herald_security::BrowserGuard::new(
+        herald_security::HostAllowlist::with_names(&config.allowed_hosts),
+        refused,
+    );
     let api = Router::new()
         .route("/topics", get(topics::list).post(topics::create))
         .route(
@@ -268,7 +288,7 @@ fn router(shared: AppState, max_body_bytes: usize, extra: Router) -> Router {
         )
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::describe));
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
@@ -276,8 +296,10 @@ fn router(shared: AppState, max_body_bytes: usize, extra: Router) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(shared)
-        .merge(extra)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(extra);
+    guard
+        .protect(routes)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -213,9 +213,35 @@ fn announce(
         version = env!("CARGO_PKG_VERSION"),
         data = config.broker.data_dir.display(),
     );
+    let exposed = exposed_listeners(&[
+        ("Kafka API", kafka),
+        ("HTTP API", http),
+        ("schema registry", registry),
+    ]);
+    let warning = if exposed.is_empty() {
+        String::new()
+    } else {
+        let what = exposed.join(", ");
+        tracing::warn!(listeners = %what, "listening beyond loopback without authentication");
+        format!(
+            "\nWARNING: {what} listen beyond loopback without authentication or TLS:\n\
+             \x20 anyone who can reach them can read, write and delete every topic and schema.\n\
+             \x20 Keep them on 127.0.0.1, or behind a firewall you control (docs/security.md).\n"
+        )
+    };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.as_bytes());
+    let _ = out.write_all(warning.as_bytes());
     let _ = out.flush();
+}
+
+/// The listeners bound to an address other hosts can reach, as "what (addr)".
+fn exposed_listeners(listeners: &[(&str, SocketAddr)]) -> Vec<String> {
+    listeners
+        .iter()
+        .filter(|(_, addr)| !addr.ip().is_loopback())
+        .map(|(what, addr)| format!("{what} ({addr})"))
+        .collect()
 }
 
 async fn wait_for_signal() -> Result<(), CliError> {
@@ -237,4 +263,32 @@ async fn wait_for_signal() -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_beyond_loopback_are_named_for_the_warning() {
+        let on = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(
+            exposed_listeners(&[
+                ("Kafka API", on("127.0.0.1:9092")),
+                ("HTTP API", on("[::1]:8080"))
+            ])
+            .is_empty()
+        );
+        assert_eq!(
+            exposed_listeners(&[
+                ("Kafka API", on("0.0.0.0:9092")),
+                ("HTTP API", on("127.0.0.1:8080")),
+                ("schema registry", on("192.0.2.7:8081")),
+            ]),
+            vec![
+                "Kafka API (0.0.0.0:9092)",
+                "schema registry (192.0.2.7:8081)"
+            ]
+        );
+    }
 }

@@ -36,19 +36,18 @@ impl Served {
                 config.broker.data_dir.join("registry").display()
             ))
         })?;
-        let server = RegistryServer::bind(
-            RegistryHttpConfig::new(config.registry_listen),
-            registry.clone(),
-        )
-        .await
-        .map_err(|e| {
-            in_use(
-                config.registry_listen,
-                "schema registry",
-                "--registry-listen",
-                e,
-            )
-        })?;
+        let mut http = RegistryHttpConfig::new(config.registry_listen);
+        http.allowed_hosts.clone_from(&config.http.allowed_hosts);
+        let server = RegistryServer::bind(http, registry.clone())
+            .await
+            .map_err(|e| {
+                in_use(
+                    config.registry_listen,
+                    "schema registry",
+                    "--registry-listen",
+                    e,
+                )
+            })?;
         Ok(Self { registry, server })
     }
 

@@ -99,6 +99,8 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "a `tracing` filter such as `debug` or `info,herald_broker=debug`"),
     setting(&["http_max_body_bytes"], None, Int, "`16777216`",
         "largest HTTP request body; larger gets 413"),
+    setting(&["http_allowed_hosts"], None, Str, "none",
+        "host names (comma-separated) the HTTP API and the registry answer to beyond IP literals, `localhost` and `advertised_host`; any other `Host` or `Origin` gets 403 ([security.md](security.md))"),
     setting(&["auto_create_topics"], None, Bool, "`true`",
         "create unknown topics a Kafka Metadata request asks for"),
     setting(&["default_partitions"], None, Int, "`1`",

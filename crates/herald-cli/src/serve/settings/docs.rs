@@ -20,6 +20,7 @@ const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configur
 const BINARY_KEYS: &[&str] = &[
     "http_listen",
     "http_max_body_bytes",
+    "http_allowed_hosts",
     "registry_listen",
     "log_level",
 ];

@@ -5,7 +5,8 @@
 //!
 //! The file is one TOML table: the broker's settings at the top level (the fields of
 //! [`BrokerConfig`], with topic defaults under `[default_topic_config]`) and the settings
-//! of the binary (`http_listen`, `http_max_body_bytes`, `registry_listen`, `log_level`).
+//! of the binary (`http_listen`, `http_max_body_bytes`, `http_allowed_hosts`,
+//! `registry_listen`, `log_level`).
 
 mod declared;
 #[cfg(test)]
@@ -133,6 +134,13 @@ pub(crate) fn resolve(
         }
         http.max_body_bytes = max;
     }
+    let allowed = take::<String>(&mut table, "http_allowed_hosts")?.unwrap_or_default();
+    http.allowed_hosts = allowed
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
     let registry_listen = match take::<String>(&mut table, "registry_listen")? {
         Some(a) => parse_addr("registry_listen", &a)?,
         None => DEFAULT_REGISTRY_LISTEN.parse().expect("valid default"),
@@ -144,6 +152,10 @@ pub(crate) fn resolve(
     broker
         .validate()
         .map_err(|e| CliError::usage(format!("configuration: {e}")))?;
+    // The name Kafka clients are told to use is one the HTTP servers answer to as well.
+    if let Some(host) = &broker.advertised_host {
+        http.allowed_hosts.push(host.clone());
+    }
     distinct_listeners(&[
         ("kafka_listen", broker.kafka_listen),
         ("http_listen", http.listen),
