@@ -26,6 +26,10 @@ pub(crate) enum FrameError {
         /// Configured maximum.
         max: usize,
     },
+    /// The "length" is the start of a TLS record: a client configured for SSL or
+    /// SASL_SSL connected to this plaintext listener.
+    #[error("the client started a TLS handshake on the plaintext Kafka listener")]
+    TlsHandshake,
     /// The declared length is negative.
     #[error("frame length {0} is negative")]
     NegativeLength(i32),
@@ -66,6 +70,9 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::NegativeLength(len));
     }
     let len = len as usize;
+    if len > max && looks_like_tls(len_buf) {
+        return Err(FrameError::TlsHandshake);
+    }
     if len > max {
         return Err(FrameError::TooLarge {
             size: len as i64,
@@ -85,6 +92,12 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         }
     }
     Ok(Some(buf))
+}
+
+/// A TLS record header (content type 22, handshake; protocol version 3.x), which read as
+/// a length is above 369 MB: never a Kafka frame below the maximum.
+fn looks_like_tls(prefix: [u8; 4]) -> bool {
+    prefix[0] == 0x16 && prefix[1] == 0x03 && prefix[2] <= 0x04
 }
 
 /// Writes one already-framed buffer (length prefix included) and flushes it.
@@ -119,6 +132,23 @@ mod tests {
                 expected: 3,
                 got: 1
             })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_hello_is_told_apart_from_a_large_frame() {
+        // TLS 1.0-1.3 record headers of a ClientHello: 16 03 01 (or 03 03) + length.
+        for hello in [[0x16, 0x03, 0x01, 0x02], [0x16, 0x03, 0x03, 0x00]] {
+            let mut bytes = hello.to_vec();
+            bytes.extend_from_slice(&[1u8; 64]);
+            assert!(matches!(
+                read(&bytes, 100 << 20).await,
+                Err(FrameError::TlsHandshake)
+            ));
+        }
+        assert!(matches!(
+            read(&[0x17, 0x03, 0x01, 0x00], 100 << 20).await,
+            Err(FrameError::TooLarge { .. })
         ));
     }
 

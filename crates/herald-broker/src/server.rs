@@ -318,6 +318,18 @@ async fn read_frames(
                 tracing::info!(%peer, error = %e, "closing connection: socket error");
                 return;
             }
+            Err(FrameError::TlsHandshake) => {
+                crate::telemetry::wrong_listener(
+                    peer,
+                    "TLS",
+                    &format!(
+                        "a client at {peer} started a TLS handshake on the plaintext Kafka \
+                         listener; Herald has no TLS listener yet: configure the client with \
+                         security.protocol=PLAINTEXT (docs/security.md)"
+                    ),
+                );
+                return;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 return;

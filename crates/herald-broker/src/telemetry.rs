@@ -26,8 +26,9 @@
 //! the first batch that precede the fetch offset.
 
 use std::{
+    collections::HashMap,
     sync::{
-        OnceLock,
+        Mutex, OnceLock,
         atomic::{AtomicI64, Ordering},
     },
     time::{Duration, Instant},
@@ -78,6 +79,11 @@ pub(crate) fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "herald_kafka_wrong_listener_total",
+        Unit::Count,
+        "Connections that spoke TLS or asked for SASL on the plaintext Kafka listener, by kind."
+    );
     describe_counter!(
         "herald_produce_bytes_total",
         Unit::Bytes,
@@ -330,6 +336,39 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let open = OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed) - 1;
         tracing::trace!(peer = %self.peer, open, "connection closed");
+    }
+}
+
+/// How often one client address is told about in the log for one kind of wrong-listener
+/// attempt: clients retry every few hundred ms, the operator needs one line.
+const WRONG_LISTENER_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A client spoke a protocol this listener does not (`kind`: "TLS", "SASL"): counted in
+/// `herald_kafka_wrong_listener_total{kind}`, and `message` logged at WARN at most once
+/// a minute per client address and kind (at DEBUG otherwise).
+pub(crate) fn wrong_listener(peer: std::net::SocketAddr, kind: &'static str, message: &str) {
+    counter!("herald_kafka_wrong_listener_total", "kind" => kind).increment(1);
+    static LAST: Mutex<Option<HashMap<(std::net::IpAddr, &'static str), Instant>>> =
+        Mutex::new(None);
+    let now = Instant::now();
+    let due = {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = last.get_or_insert_with(HashMap::new);
+        if seen.len() > 4096 {
+            seen.retain(|_, at| now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL);
+        }
+        match seen.get(&(peer.ip(), kind)) {
+            Some(at) if now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL => false,
+            _ => {
+                seen.insert((peer.ip(), kind), now);
+                true
+            }
+        }
+    };
+    if due {
+        tracing::warn!(%peer, kind, "{message}");
+    } else {
+        tracing::debug!(%peer, kind, "{message}");
     }
 }
 

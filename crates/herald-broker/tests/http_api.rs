@@ -623,3 +623,45 @@ async fn allowed_host_names_are_answered() {
     http.shutdown().await;
     broker.shutdown().await.unwrap();
 }
+
+/// A client configured for TLS against the plaintext Kafka listener: its ClientHello is
+/// named as such (one WARN line per client address a minute), counted, and the
+/// connection closed; the broker goes on serving.
+#[tokio::test]
+async fn a_tls_client_on_the_plaintext_kafka_listener_is_counted_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start().await;
+    let kafka = s.broker.as_ref().unwrap().kafka_addr();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(kafka).await.unwrap();
+        let mut hello = vec![
+            0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+        ];
+        hello.extend_from_slice(&[0x42; 197]);
+        stream.write_all(&hello).await.unwrap();
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the broker closes the connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "nothing is answered to a TLS handshake");
+    }
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count: f64 = text
+        .lines()
+        .find(|l| l.starts_with("herald_kafka_wrong_listener_total{kind=\"TLS\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no wrong-listener counter in\n{text}"));
+    assert!(count >= 3.0, "{count}");
+    s.create_topic("still-serving", 1).await;
+    s.stop().await;
+}

@@ -11,6 +11,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
+mod sasl;
 
 use std::{net::SocketAddr, pin::Pin};
 
@@ -192,6 +193,8 @@ pub(crate) async fn start_frame(
         ApiKey::ListGroups => ctx.run(body, groups::list_groups).await,
         ApiKey::DescribeGroups => ctx.run(body, groups::describe_groups).await,
         ApiKey::DeleteGroups => ctx.run(body, groups::delete_groups).await,
+        ApiKey::SaslHandshake => ctx.run(body, sasl::sasl_handshake).await,
+        ApiKey::SaslAuthenticate => ctx.run(body, sasl::sasl_authenticate).await,
         _ => Err(RequestError::UnsupportedVersion {
             api,
             version,

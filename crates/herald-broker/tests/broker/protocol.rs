@@ -32,7 +32,9 @@ async fn api_versions_lists_what_we_implement() {
         assert_eq!(range(&resp, ApiKey::ListOffsets), Some((1, 7)));
         assert_eq!(range(&resp, ApiKey::ApiVersions), Some((0, 3)));
         assert_eq!(range(&resp, ApiKey::InitProducerId), Some((0, 4)));
-        assert_eq!(range(&resp, ApiKey::SaslHandshake), None);
+        assert_eq!(range(&resp, ApiKey::SaslHandshake), Some((0, 1)));
+        assert_eq!(range(&resp, ApiKey::SaslAuthenticate), Some((0, 2)));
+        assert_eq!(range(&resp, ApiKey::AddPartitionsToTxn), None);
     }
     broker.shutdown().await.unwrap();
 }
@@ -124,8 +126,7 @@ async fn unknown_api_and_unsupported_version_close_only_that_connection() {
     assert!(c.is_closed().await, "Produce v2 is below what we advertise");
 
     let mut c = Client::connect(broker.kafka_addr()).await;
-    c.send_raw(&frame(ApiKey::SaslHandshake as i16, 1, &[0; 4]))
-        .await;
+    c.send_raw(&frame(ApiKey::EndTxn as i16, 1, &[0; 4])).await;
     assert!(c.is_closed().await, "an API we do not implement");
 
     let resp = healthy.call(1, MetadataRequest::default()).await;
@@ -204,5 +205,36 @@ async fn pipelined_requests_are_answered_in_order() {
     let _: ApiVersionsResponse = c.recv(ApiKey::ApiVersions, 0, a).await;
     let _: kafka_protocol::messages::MetadataResponse = c.recv(ApiKey::Metadata, 1, b).await;
     let _: ApiVersionsResponse = c.recv(ApiKey::ApiVersions, 2, d).await;
+    broker.shutdown().await.unwrap();
+}
+
+/// A client configured for SASL against this plaintext listener gets what Apache Kafka's
+/// PLAINTEXT listener answers, ILLEGAL_SASL_STATE, and the connection stays usable.
+#[tokio::test]
+async fn sasl_on_the_plaintext_listener_is_answered_illegal_sasl_state() {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    for version in 0..=1 {
+        let mut req = SaslHandshakeRequest::default();
+        req.mechanism = StrBytes::from_static_str("SCRAM-SHA-256");
+        let resp = c.call(version, req).await;
+        assert_eq!(resp.error_code, 34, "ILLEGAL_SASL_STATE at v{version}");
+        assert!(resp.mechanisms.is_empty());
+    }
+    for version in 0..=2 {
+        let mut req = SaslAuthenticateRequest::default();
+        req.auth_bytes = bytes::Bytes::from_static(b"\0user\0secret");
+        let resp = c.call(version, req).await;
+        assert_eq!(resp.error_code, 34, "v{version}");
+        let msg = resp
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("PLAINTEXT"), "{msg}");
+    }
+    let resp = c.call(1, MetadataRequest::default()).await;
+    assert_eq!(resp.brokers.len(), 1, "the connection keeps working");
     broker.shutdown().await.unwrap();
 }

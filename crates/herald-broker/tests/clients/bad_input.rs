@@ -121,3 +121,24 @@ async fn every_single_byte_corruption_under_the_crc_is_corrupt_message() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// confluent-kafka configured for SASL_PLAINTEXT against the plaintext listener: the
+/// client fails at once with Kafka's answer (ILLEGAL_SASL_STATE, which librdkafka words
+/// "Request not valid in current SASL state"), not with a hang.
+#[test]
+fn a_sasl_client_on_the_plaintext_listener_is_told_so() {
+    let Some(py) = crate::support::python() else {
+        return;
+    };
+    let broker = crate::support::TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let args = ["--bootstrap", &bootstrap, "--protocol", "SASL_PLAINTEXT"];
+    let Some(result) = crate::support::run_script(&py, "wrong_listener.py", &args) else {
+        return;
+    };
+    let errors = result["errors"].to_string();
+    assert!(
+        errors.contains("Request not valid in current SASL state"),
+        "{errors}"
+    );
+}
