@@ -21,11 +21,13 @@
 //! `scripts/test-env.sh`) it panics with that reason instead. [`Need`] is the rule as a pure
 //! function of the environment, for code that wants the decision without acting on it.
 
+mod certs;
 mod names;
 mod need;
 mod process;
 mod serve;
 
+pub use certs::{CertFiles, TestCa};
 pub use names::unique_name;
 pub use need::{
     Need, REQUIRE_SERVICES, check_service, check_tool, is_required, kcat, postgres_url, python,
