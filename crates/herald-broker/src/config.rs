@@ -32,6 +32,11 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Address the Kafka listener binds; port 0 picks a free port.
     pub kafka_listen: SocketAddr,
+    /// TLS on the Kafka listener (Kafka's `SSL` security protocol); `None` is
+    /// `PLAINTEXT`. Set by the binary from `--tls-cert` and `--tls-key`, not from the
+    /// file's broker table.
+    #[serde(skip)]
+    pub tls: Option<herald_security::TlsServer>,
     /// Host name clients are told to connect to (Metadata). `None`: the listen IP, or
     /// `127.0.0.1` when listening on an unspecified address.
     pub advertised_host: Option<String>,
@@ -79,6 +84,7 @@ impl Default for BrokerConfig {
         Self {
             data_dir: PathBuf::from("./herald-data"),
             kafka_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            tls: None,
             advertised_host: None,
             advertised_port: None,
             auto_create_topics: true,

@@ -5,11 +5,10 @@
 use std::{collections::VecDeque, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::BytesMut;
+use herald_security::tls::{self, HandshakeError};
 use tokio::{
-    net::{
-        TcpListener, TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
     sync::{mpsc, watch},
     task::{JoinHandle, JoinSet},
 };
@@ -58,6 +57,7 @@ impl Broker {
         };
         tracing::info!(
             %kafka_addr,
+            security_protocol = if broker.config().tls.is_some() { "SSL" } else { "PLAINTEXT" },
             data_dir = %broker.config().data_dir.display(),
             topics = broker.topics().list().len(),
             "herald broker listening"
@@ -135,7 +135,17 @@ async fn accept_loop(listener: TcpListener, broker: Broker, mut shutdown: watch:
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, peer, broker.clone()));
+                    let broker = broker.clone();
+                    match broker.config().tls.as_ref().map(|t| t.acceptor()) {
+                        None => {
+                            let (reader, writer) = stream.into_split();
+                            connections.spawn(serve_connection(reader, writer, peer, broker));
+                        }
+                        // The handshake runs in the connection's task, never in this loop.
+                        Some(acceptor) => {
+                            connections.spawn(serve_tls_connection(acceptor, stream, peer, broker));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Usually running out of file descriptors: back off instead of spinning.
@@ -183,13 +193,40 @@ type InFlight = (
     Pin<Box<dyn Future<Output = Result<Option<BytesMut>, RequestError>> + Send>>,
 );
 
+/// A connection to the SSL listener: the TLS handshake, then the Kafka protocol over it.
+async fn serve_tls_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Broker,
+) {
+    match tls::handshake(&acceptor, stream).await {
+        Ok(stream) => {
+            let (reader, writer) = tokio::io::split(stream);
+            serve_connection(reader, writer, peer, broker).await;
+        }
+        Err(HandshakeError::NotTls) => crate::telemetry::wrong_listener(
+            peer,
+            "plaintext",
+            &format!(
+                "a client at {peer} spoke plaintext to the SSL Kafka listener: configure it \
+                 with security.protocol=SSL and the broker's CA (docs/security.md)"
+            ),
+        ),
+        Err(e) => tracing::info!(%peer, error = %e, "TLS connection to the Kafka listener dropped"),
+    }
+}
+
 /// Serves one connection. Requests are handled in order and answered in order, as Kafka
 /// does; a produce is pipelined: once its batches are written (in request order), the
 /// next request is read and started while the produce waits for its fsync, so that one
 /// producer's in-flight requests share a group commit. Any other request first waits for
 /// the produces before it to be answered.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, broker: Broker) {
-    let (reader, mut writer) = stream.into_split();
+async fn serve_connection<R, W>(reader: R, mut writer: W, peer: SocketAddr, broker: Broker)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
     let mut shutdown = broker.core.shutdown.clone();
     let max = broker.config().max_frame_bytes;
     tracing::debug!(%peer, "connection opened");
@@ -270,8 +307,8 @@ async fn next_response(
 }
 
 /// Sends a response; `false` when the connection must close (logged).
-async fn send(
-    writer: &mut OwnedWriteHalf,
+async fn send<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     peer: SocketAddr,
     response: Result<Option<BytesMut>, RequestError>,
 ) -> bool {
@@ -293,8 +330,8 @@ async fn send(
 
 /// Reads a connection's frames into `frames` until the client closes, a frame is bad, or
 /// the connection task is gone.
-async fn read_frames(
-    mut reader: OwnedReadHalf,
+async fn read_frames<R: AsyncRead + Unpin>(
+    mut reader: R,
     max: usize,
     peer: SocketAddr,
     frames: mpsc::Sender<BytesMut>,

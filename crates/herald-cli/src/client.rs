@@ -30,9 +30,25 @@ pub(crate) struct ClientArgs {
         value_name = "URL"
     )]
     pub(crate) server: String,
+    /// CA certificate (PEM) to trust for an https:// server, beside the system's roots
+    #[arg(long, env = "HERALD_CA_FILE", value_name = "FILE")]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Output format
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub(crate) output: Output,
+}
+
+/// The CA certificate of `--ca-file`.
+fn read_ca(path: &std::path::Path) -> Result<reqwest::Certificate, CliError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        CliError::usage(format!("--ca-file {}: cannot read it: {e}", path.display()))
+    })?;
+    reqwest::Certificate::from_pem(&pem).map_err(|e| {
+        CliError::usage(format!(
+            "--ca-file {}: not a PEM certificate: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// A client of one broker's HTTP API.
@@ -56,8 +72,11 @@ impl Client {
                 args.server
             )));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(path) = &args.ca_file {
+            builder = builder.add_root_certificate(read_ca(path)?);
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::runtime(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { base, http })
@@ -160,6 +179,7 @@ mod tests {
     fn path_segments_are_encoded() {
         let args = ClientArgs {
             server: "http://127.0.0.1:1/".into(),
+            ca_file: None,
             output: Output::Table,
         };
         let c = Client::new(&args).unwrap();
@@ -169,6 +189,7 @@ mod tests {
         );
         let bad = ClientArgs {
             server: "127.0.0.1:8080".into(),
+            ca_file: None,
             output: Output::Table,
         };
         assert!(matches!(Client::new(&bad), Err(CliError::Usage(_))));

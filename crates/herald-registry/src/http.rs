@@ -595,6 +595,8 @@ pub struct RegistryHttpConfig {
     pub max_body_bytes: usize,
     /// Host names the registry answers to beyond IP literals and `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this TLS configuration; `None` serves plain HTTP.
+    pub tls: Option<herald_security::TlsServer>,
 }
 
 impl RegistryHttpConfig {
@@ -604,6 +606,7 @@ impl RegistryHttpConfig {
             listen,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -623,17 +626,31 @@ impl RegistryServer {
         let addr = listener.local_addr()?;
         let (stop, mut stop_rx) = watch::channel(false);
         let app = router(registry, config.max_body_bytes, &config.allowed_hosts);
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
+        let graceful = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        let task = match &config.tls {
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+                {
+                    tracing::error!(error = %e, "schema registry server failed");
+                }
+            }),
+            Some(tls) => {
+                let listener = herald_security::TlsListener::new(listener, tls, "schema registry")?;
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .await
+                    {
+                        tracing::error!(error = %e, "schema registry server failed");
+                    }
                 })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "schema registry server failed");
             }
-        });
-        tracing::info!(%addr, "schema registry listening");
+        };
+        tracing::info!(%addr, tls = config.tls.is_some(), "schema registry listening");
         Ok(Self {
             addr,
             stop,

@@ -171,6 +171,15 @@ impl ReadyProcess {
         }
     }
 
+    /// Sends `signal` (`-HUP`) without waiting: for signals that do not stop the process.
+    pub fn notify(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill {signal}: {e}"));
+        assert!(status.success(), "kill {signal} {}: {status}", self.id());
+    }
+
     /// [`signal`](Self::signal) with `-TERM`: a graceful stop.
     pub fn terminate(&mut self) -> Option<i32> {
         self.signal("-TERM")

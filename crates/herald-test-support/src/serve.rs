@@ -89,6 +89,11 @@ impl HeraldServe {
         self.process.signal(signal)
     }
 
+    /// Sends `signal` (`-HUP`) and returns at once ([`ReadyProcess::notify`]).
+    pub fn notify(&self, signal: &str) {
+        self.process.notify(signal);
+    }
+
     /// A graceful stop (SIGTERM); returns the exit code, `Some(0)` for a clean one.
     pub fn terminate(&mut self) -> Option<i32> {
         self.process.terminate()

@@ -78,6 +78,9 @@ pub struct HttpConfig {
     /// Host names the server answers to beyond IP literals and `localhost` (the browser
     /// guard, [`herald_security::BrowserGuard`]).
     pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this TLS configuration; `None` serves plain HTTP.
+    #[serde(skip)]
+    pub tls: Option<herald_security::TlsServer>,
 }
 
 impl Default for HttpConfig {
@@ -86,6 +89,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -205,17 +209,32 @@ impl HttpServer {
         });
         let app = router(shared.clone(), &config, extra);
         let mut stop = stop_rx;
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
+        let graceful = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let task = match &config.tls {
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }),
+            Some(tls) => {
+                let listener = herald_security::TlsListener::new(listener, tls, "HTTP API")
+                    .map_err(bind_err)?;
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .await
+                    {
+                        tracing::error!(error = %e, "HTTPS server failed");
+                    }
                 })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
             }
-        });
-        tracing::info!(%addr, "HTTP API listening");
+        };
+        tracing::info!(%addr, tls = config.tls.is_some(), "HTTP API listening");
         Ok(Self {
             addr,
             shared,

@@ -861,7 +861,8 @@ async fn min_insync_replicas_above_one_refuses_acks_all_produces() {
     assert_eq!(p.error_code, 0, "acks=1 needs only the leader");
     let p = c.produce(9, -1, "plain", 0, batch(&[rec(1, b"all")])).await;
     assert_eq!(p.error_code, 0);
-    let fetched = c.fetch(12, "strict", 0, 0, 0, 1).await;
+    // acks=1 is answered before the fsync; the long poll waits until it is readable.
+    let fetched = c.fetch(12, "strict", 0, 0, 5_000, 1).await;
     let values: Vec<Vec<u8>> = decode_all(&fetched.records.unwrap())
         .into_iter()
         .map(|r| r.value.unwrap().to_vec())

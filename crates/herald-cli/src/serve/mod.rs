@@ -22,6 +22,7 @@ use herald_broker::{
     http::{HttpError, HttpServer},
 };
 use herald_log::LogError;
+use herald_security::TlsServer;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use settings::ServeArgs;
@@ -36,8 +37,9 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Runs the broker until SIGTERM or Ctrl-C.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    let config = settings::resolve(&args, |name| std::env::var(name).ok())?;
+    let mut config = settings::resolve(&args, |name| std::env::var(name).ok())?;
     init_logging(config.log_level.as_deref())?;
+    let tls = load_tls(&mut config)?;
     let _lock = lock_data_dir(&config.broker.data_dir)?;
 
     let dlq = dlq_api::DlqState::default();
@@ -47,7 +49,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
             HttpError::Bind { addr, source } => in_use(addr, "HTTP", "--http-listen", source),
             e => CliError::runtime(e),
         })?;
-    let registry = registry::Served::start(&config).await?;
+    let registry = registry::Served::start(&config, tls.as_ref()).await?;
     let broker_config = config
         .broker
         .clone()
@@ -68,7 +70,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         handle.broker(),
     );
 
-    wait_for_signal().await?;
+    wait_for_signal(tls.as_ref()).await?;
     tracing::info!("shutting down: finishing requests in flight");
     http.shutdown().await;
     let registry = registry.stop_serving().await;
@@ -188,30 +190,48 @@ fn announce(
     broker: &Broker,
 ) {
     let (host, port) = broker.advertised_address();
-    let server = format!("http://{http}");
-    let flag = if server == DEFAULT_SERVER {
-        String::new()
+    let on = config.tls_on;
+    let scheme = |tls| if tls { "https" } else { "http" };
+    let server = format!("{}://{http}", scheme(on.http));
+    let registry_url = format!("{}://{registry}", scheme(on.registry));
+    let kafka_shown = if on.kafka {
+        format!("SSL://{kafka}")
     } else {
-        format!(" --server {server}")
+        kafka.to_string()
+    };
+    let flag = match (server == DEFAULT_SERVER, on.http) {
+        (true, _) => String::new(),
+        (false, false) => format!(" --server {server}"),
+        (false, true) => format!(" --server {server} --ca-file CA.pem"),
     };
     let banner = format!(
         "herald ready kafka={kafka} http={http} registry={registry}\n\
          \n\
          Herald {version} is running.\n\
-         \x20 Kafka API   {kafka}  (clients use bootstrap.servers={host}:{port})\n\
+         \x20 Kafka API   {kafka_shown}  (clients use bootstrap.servers={host}:{port}{ssl})\n\
          \x20 HTTP API    {server}  (/health /ready /metrics /api/v1)\n\
-         \x20 Schemas     http://{registry}  (Confluent schema registry API; herald schemas)\n\
+         \x20 Schemas     {registry_url}  (Confluent schema registry API; herald schemas)\n\
          \x20 data        {data}\n\
          \n\
          Try it from another terminal:\n\
          \x20 herald topics create demo{flag}\n\
          \x20 echo hello | herald produce demo{flag}\n\
          \x20 herald tail demo --from-beginning{flag}\n\
-         \x20 kcat -b {host}:{port} -t demo -C   (any Kafka client works)\n\
+         \x20 kcat -b {host}:{port}{kcat_ssl} -t demo -C   (any Kafka client works)\n\
          \n\
          Stop with Ctrl-C.\n",
         version = env!("CARGO_PKG_VERSION"),
         data = config.broker.data_dir.display(),
+        ssl = if on.kafka {
+            " security.protocol=SSL"
+        } else {
+            ""
+        },
+        kcat_ssl = if on.kafka {
+            " -X security.protocol=SSL -X ssl.ca.location=CA.pem"
+        } else {
+            ""
+        },
     );
     let exposed = exposed_listeners(&[
         ("Kafka API", kafka),
@@ -244,17 +264,52 @@ fn exposed_listeners(listeners: &[(&str, SocketAddr)]) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for_signal() -> Result<(), CliError> {
+/// Reads the TLS files (a mistake stops `herald serve` before it binds anything) and
+/// hands the configuration to the listeners that serve TLS.
+fn load_tls(config: &mut ServeConfig) -> Result<Option<TlsServer>, CliError> {
+    let Some(files) = config.tls.clone() else {
+        return Ok(None);
+    };
+    let tls = TlsServer::load(files).map_err(|e| CliError::usage(format!("{e}")))?;
+    tracing::info!(cert = %tls.files().cert.display(), client_certificates = tls.requires_client_certificates(),
+        "TLS certificate loaded");
+    if config.tls_on.kafka {
+        config.broker.tls = Some(tls.clone());
+    }
+    if config.tls_on.http {
+        config.http.tls = Some(tls.clone());
+    }
+    Ok(Some(tls))
+}
+
+/// Waits for SIGTERM or Ctrl-C; on SIGHUP re-reads the TLS certificate and key (new
+/// connections get them, open ones keep theirs; a bad file keeps the current ones).
+async fn wait_for_signal(tls: Option<&TlsServer>) -> Result<(), CliError> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| CliError::runtime(format!("cannot watch for SIGTERM: {e}")))?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            r = tokio::signal::ctrl_c() => {
-                r.map_err(|e| CliError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
-                tracing::info!("Ctrl-C received");
+        let watch = |kind, name| {
+            signal(kind).map_err(|e| CliError::runtime(format!("cannot watch for {name}: {e}")))
+        };
+        let mut term = watch(SignalKind::terminate(), "SIGTERM")?;
+        let mut hup = watch(SignalKind::hangup(), "SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM received");
+                    break;
+                }
+                _ = hup.recv() => match tls.map(TlsServer::reload) {
+                    None => tracing::info!("SIGHUP received; no TLS certificate to reload"),
+                    Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                    Some(Err(e)) => tracing::error!(error = %e,
+                        "SIGHUP: TLS certificate not reloaded; the current one stays in use"),
+                },
+                r = tokio::signal::ctrl_c() => {
+                    r.map_err(|e| CliError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
+                    tracing::info!("Ctrl-C received");
+                    break;
+                }
             }
         }
     }

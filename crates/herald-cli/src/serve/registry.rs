@@ -23,7 +23,10 @@ pub(super) struct Served {
 pub(super) struct Stopped(Registry);
 
 impl Served {
-    pub(super) async fn start(config: &ServeConfig) -> Result<Self, CliError> {
+    pub(super) async fn start(
+        config: &ServeConfig,
+        tls: Option<&herald_security::TlsServer>,
+    ) -> Result<Self, CliError> {
         let data_dir = config.broker.data_dir.clone();
         let registry = tokio::task::spawn_blocking(move || {
             Registry::open(&data_dir, RegistryConfig::default())
@@ -38,6 +41,9 @@ impl Served {
         })?;
         let mut http = RegistryHttpConfig::new(config.registry_listen);
         http.allowed_hosts.clone_from(&config.http.allowed_hosts);
+        if config.tls_on.registry {
+            http.tls = tls.cloned();
+        }
         let server = RegistryServer::bind(http, registry.clone())
             .await
             .map_err(|e| {

@@ -14,8 +14,9 @@ pub(crate) enum Kind {
     Str,
     /// A file-system path (any text; relative to where `herald serve` runs).
     Path,
-    /// An IP address and port such as `127.0.0.1:9092`.
-    Addr,
+    /// An IP address and port such as `127.0.0.1:9092`, with an optional scheme:
+    /// `SSL://127.0.0.1:9093`, `https://…`.
+    Listener,
     /// A whole number.
     Int,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
@@ -77,7 +78,7 @@ pub(crate) const CONFIG_ENV: &str = "HERALD_CONFIG";
 /// What `--config` does, for `--help` and the docs.
 pub(crate) const CONFIG_WHAT: &str = "TOML file with any of these settings";
 
-use Kind::{Addr, Bool, Int, Path, Str};
+use Kind::{Bool, Int, Listener, Path, Str};
 
 /// Every setting, in the order `docs/configuration.md` lists them: the ones with a flag,
 /// then the broker's, then the topic defaults.
@@ -85,12 +86,18 @@ use Kind::{Addr, Bool, Int, Path, Str};
 pub(crate) const SETTINGS: &[Setting] = &[
     setting(&["data_dir"], Some("DIR"), Path, "`./herald-data`",
         "all broker state; locked by one herald at a time (`DIR/herald.lock`)"),
-    setting(&["kafka_listen"], Some("ADDR"), Addr, "`127.0.0.1:9092`",
-        "Kafka API; port 0 picks a free port"),
-    setting(&["http_listen"], Some("ADDR"), Addr, "`127.0.0.1:8080`",
-        "HTTP API, `/health`, `/ready`, `/metrics`"),
-    setting(&["registry_listen"], Some("ADDR"), Addr, "`127.0.0.1:8081`",
-        "schema registry (Confluent REST API, [schema-registry.md](schema-registry.md)); port 0 picks a free port"),
+    setting(&["kafka_listen"], Some("ADDR"), Listener, "`127.0.0.1:9092`",
+        "Kafka API: `host:port` or `PLAINTEXT://host:port`, or `SSL://host:port` for TLS ([security.md](security.md)); port 0 picks a free port"),
+    setting(&["http_listen"], Some("ADDR"), Listener, "`127.0.0.1:8080`",
+        "HTTP API, `/health`, `/ready`, `/metrics`; `https://host:port` for TLS"),
+    setting(&["registry_listen"], Some("ADDR"), Listener, "`127.0.0.1:8081`",
+        "schema registry (Confluent REST API, [schema-registry.md](schema-registry.md)); `https://host:port` for TLS; port 0 picks a free port"),
+    setting(&["tls_cert"], Some("FILE"), Path, "none",
+        "certificate chain (PEM) of every TLS listener; re-read with the key on SIGHUP"),
+    setting(&["tls_key"], Some("FILE"), Path, "none",
+        "private key (PEM) of `tls_cert`"),
+    setting(&["tls_client_ca"], Some("FILE"), Path, "none",
+        "CA certificates (PEM): TLS clients must present a certificate they signed (mutual TLS)"),
     setting(&["advertised_host"], Some("HOST"), Str, "the listen IP (`127.0.0.1` for `0.0.0.0`)",
         "host Kafka clients are told to connect to"),
     setting(&["advertised_port"], Some("PORT"), Int, "the bound port",

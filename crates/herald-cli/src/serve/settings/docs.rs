@@ -21,6 +21,9 @@ const BINARY_KEYS: &[&str] = &[
     "http_listen",
     "http_max_body_bytes",
     "http_allowed_hosts",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
     "registry_listen",
     "log_level",
 ];

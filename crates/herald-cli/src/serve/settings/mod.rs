@@ -15,6 +15,7 @@ mod docs;
 use std::{net::SocketAddr, path::PathBuf};
 
 use herald_broker::{BrokerConfig, http::HttpConfig};
+use herald_security::TlsFiles;
 use toml::{Table, Value};
 
 pub(crate) use self::declared::ServeArgs;
@@ -31,8 +32,61 @@ pub(crate) struct ServeConfig {
     pub(crate) http: HttpConfig,
     /// Where the schema registry's REST API listens.
     pub(crate) registry_listen: SocketAddr,
+    /// The certificate files of the TLS listeners, when any listener uses TLS.
+    pub(crate) tls: Option<TlsFiles>,
+    /// Which listeners use TLS.
+    pub(crate) tls_on: TlsOn,
     /// An explicit log filter; `None` falls back to `RUST_LOG`, then `info`.
     pub(crate) log_level: Option<String>,
+}
+
+/// Which listeners serve TLS (`SSL://`, `https://`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TlsOn {
+    pub(crate) kafka: bool,
+    pub(crate) http: bool,
+    pub(crate) registry: bool,
+}
+
+impl TlsOn {
+    fn any(self) -> bool {
+        self.kafka || self.http || self.registry
+    }
+}
+
+/// A listener setting's text split into its TLS flag and address. Kafka listeners take
+/// Kafka's protocol names, HTTP ones `http`/`https`; no scheme is plaintext.
+fn split_listener(key: &str, raw: &str) -> Result<(bool, SocketAddr), CliError> {
+    let raw = raw.trim();
+    let (scheme, addr) = match raw.split_once("://") {
+        Some((scheme, addr)) => (Some(scheme), addr),
+        None => (None, raw),
+    };
+    let kafka = key == "kafka_listen";
+    let tls = match (kafka, scheme.map(str::to_ascii_uppercase).as_deref()) {
+        (_, None) => false,
+        (true, Some("PLAINTEXT")) | (false, Some("HTTP")) => false,
+        (true, Some("SSL")) | (false, Some("HTTPS")) => true,
+        (true, Some("SASL_PLAINTEXT" | "SASL_SSL")) => {
+            return Err(CliError::usage(format!(
+                "configuration: `{key}` = {raw:?}: SASL listeners are not available yet; use \
+                 PLAINTEXT:// or SSL:// (docs/security.md)"
+            )));
+        }
+        (true, Some(other)) => {
+            return Err(CliError::usage(format!(
+                "configuration: `{key}` = {raw:?}: unknown security protocol {other:?}; use \
+                 PLAINTEXT://host:port or SSL://host:port"
+            )));
+        }
+        (false, Some(other)) => {
+            return Err(CliError::usage(format!(
+                "configuration: `{key}` = {raw:?}: unknown scheme {other:?}; use \
+                 http://host:port or https://host:port"
+            )));
+        }
+    };
+    Ok((tls, parse_addr(key, addr)?))
 }
 
 /// A setting's text (named `source`: its flag or variable) as the TOML value it sets.
@@ -40,12 +94,15 @@ fn parse_value(source: &str, raw: &str, kind: Kind) -> Result<Value, CliError> {
     let bad = |what: &str| CliError::usage(format!("{source}={raw:?}: expected {what}"));
     Ok(match kind {
         Kind::Str | Kind::Path => Value::String(raw.to_string()),
-        Kind::Addr => {
-            let addr: SocketAddr = raw
-                .trim()
-                .parse()
-                .map_err(|_| bad("an IP address and port such as 127.0.0.1:9092"))?;
-            Value::String(addr.to_string())
+        // The address is checked here, so the error names the flag or variable; the
+        // scheme once every source is in (`split_listener`).
+        Kind::Listener => {
+            let raw = raw.trim();
+            let addr = raw.split_once("://").map_or(raw, |(_, addr)| addr);
+            addr.parse::<SocketAddr>().map_err(|_| {
+                bad("an IP address and port such as 127.0.0.1:9092, optionally with a scheme (SSL://, https://)")
+            })?;
+            Value::String(raw.to_string())
         }
         Kind::Int => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
         Kind::Bool => Value::Boolean(match raw.trim() {
@@ -122,9 +179,15 @@ pub(crate) fn resolve(
         let flag = format!("--{}", s.long().unwrap_or_default());
         set(&mut table, s.key, parse_value(&flag, raw, s.kind)?)?;
     }
+    let mut tls_on = TlsOn::default();
+    if let Some(listen) = take::<String>(&mut table, "kafka_listen")? {
+        let (tls, addr) = split_listener("kafka_listen", &listen)?;
+        tls_on.kafka = tls;
+        table.insert("kafka_listen".into(), Value::String(addr.to_string()));
+    }
     let mut http = HttpConfig::default();
     if let Some(listen) = take::<String>(&mut table, "http_listen")? {
-        http.listen = parse_addr("http_listen", &listen)?;
+        (tls_on.http, http.listen) = split_listener("http_listen", &listen)?;
     }
     if let Some(max) = take::<usize>(&mut table, "http_max_body_bytes")? {
         if max < 1024 {
@@ -142,9 +205,19 @@ pub(crate) fn resolve(
         .map(str::to_owned)
         .collect();
     let registry_listen = match take::<String>(&mut table, "registry_listen")? {
-        Some(a) => parse_addr("registry_listen", &a)?,
+        Some(a) => {
+            let (tls, addr) = split_listener("registry_listen", &a)?;
+            tls_on.registry = tls;
+            addr
+        }
         None => DEFAULT_REGISTRY_LISTEN.parse().expect("valid default"),
     };
+    let tls = tls_files(
+        tls_on,
+        take::<PathBuf>(&mut table, "tls_cert")?,
+        take::<PathBuf>(&mut table, "tls_key")?,
+        take::<PathBuf>(&mut table, "tls_client_ca")?,
+    )?;
     let log_level = take::<String>(&mut table, "log_level")?;
     let broker: BrokerConfig = Value::Table(table)
         .try_into()
@@ -165,8 +238,35 @@ pub(crate) fn resolve(
         broker,
         http,
         registry_listen,
+        tls,
+        tls_on,
         log_level,
     })
+}
+
+/// The TLS files, which every TLS listener needs and no plaintext-only setup takes.
+fn tls_files(
+    on: TlsOn,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, CliError> {
+    match (on.any(), cert, key) {
+        (true, Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (true, _, _) => Err(CliError::usage(
+            "configuration: a TLS listener (SSL:// or https://) needs both --tls-cert and \
+             --tls-key (PEM files)",
+        )),
+        (false, None, None) if client_ca.is_none() => Ok(None),
+        (false, _, _) => Err(CliError::usage(
+            "configuration: --tls-cert, --tls-key and --tls-client-ca are for TLS listeners, \
+             and none is one: use SSL://host:port for Kafka, https://host:port for HTTP",
+        )),
+    }
 }
 
 /// Two listeners on one fixed address would fail later with "address in use"; say so now.
@@ -338,5 +438,73 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.broker.default_partitions, 4);
+    }
+
+    #[test]
+    fn listeners_take_kafka_and_http_schemes() {
+        let ok = |key, raw| split_listener(key, raw).unwrap();
+        assert_eq!(
+            ok("kafka_listen", "127.0.0.1:9092"),
+            (false, "127.0.0.1:9092".parse().unwrap())
+        );
+        assert!(!ok("kafka_listen", "PLAINTEXT://127.0.0.1:9092").0);
+        assert!(ok("kafka_listen", "SSL://127.0.0.1:9093").0);
+        assert!(ok("kafka_listen", "ssl://127.0.0.1:9093").0);
+        assert!(ok("http_listen", "https://127.0.0.1:8443").0);
+        assert!(!ok("registry_listen", "http://127.0.0.1:8081").0);
+        for (key, raw, says) in [
+            (
+                "kafka_listen",
+                "SASL_SSL://127.0.0.1:9094",
+                "SASL listeners are not available yet",
+            ),
+            (
+                "kafka_listen",
+                "https://127.0.0.1:9094",
+                "unknown security protocol",
+            ),
+            ("http_listen", "SSL://127.0.0.1:8443", "unknown scheme"),
+            (
+                "http_listen",
+                "https://localhost:8443",
+                "IP address and port",
+            ),
+        ] {
+            let err = split_listener(key, raw).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains(key), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate_and_certificates_need_a_tls_listener() {
+        let args = ServeArgs::default()
+            .with("kafka_listen", "SSL://127.0.0.1:0")
+            .with("tls_cert", "/c.pem")
+            .with("tls_key", "/k.pem");
+        let c = resolve(&args, env(&[])).unwrap();
+        assert!(c.tls_on.kafka && !c.tls_on.http);
+        assert_eq!(c.broker.kafka_listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.tls.unwrap().cert, PathBuf::from("/c.pem"));
+
+        let no_key = ServeArgs::default()
+            .with("http_listen", "https://127.0.0.1:0")
+            .with("tls_cert", "/c.pem");
+        let err = resolve(&no_key, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("--tls-key"), "{err}");
+        let stray = ServeArgs::default().with("tls_cert", "/c.pem");
+        let err = resolve(&stray, env(&[("HERALD_TLS_KEY", "/k.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none is one"), "{err}");
+        let from_env = resolve(
+            &ServeArgs::default(),
+            env(&[
+                ("HERALD_REGISTRY_LISTEN", "https://127.0.0.1:0"),
+                ("HERALD_TLS_CERT", "/c.pem"),
+                ("HERALD_TLS_KEY", "/k.pem"),
+            ]),
+        )
+        .unwrap();
+        assert!(from_env.tls_on.registry);
     }
 }
