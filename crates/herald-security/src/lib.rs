@@ -9,7 +9,11 @@
 //! must not depend on each other, can both use it.
 
 mod browser;
+pub mod scram;
 pub mod tls;
+pub mod users;
 
 pub use browser::{BrowserGuard, HostAllowlist, Rejection, RejectionResponder};
+pub use scram::{Mechanism, ScramHash};
 pub use tls::{TlsError, TlsFiles, TlsListener, TlsServer};
+pub use users::{UserError, UserStore};
