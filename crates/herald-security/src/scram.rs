@@ -280,7 +280,7 @@ impl Exchange {
 
     /// Takes the client's next message.
     pub fn step(&mut self, input: &[u8], users: &dyn CredentialLookup) -> Result<Step, AuthError> {
-        let result = match (
+        match (
             self.mechanism,
             std::mem::replace(&mut self.state, State::Finished),
         ) {
@@ -305,8 +305,7 @@ impl Exchange {
                 &nonce,
             ),
             (m, _) => Err(malformed(m.name(), "the exchange is already finished")),
-        };
-        result
+        }
     }
 
     fn client_first(
