@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     /// file's broker table.
     #[serde(skip)]
     pub tls: Option<herald_security::TlsServer>,
+    /// SASL on the Kafka listener (`SASL_PLAINTEXT`, or `SASL_SSL` with [`tls`](Self::tls)):
+    /// every connection authenticates before anything but ApiVersions. Set by the binary.
+    #[serde(skip)]
+    pub sasl: Option<crate::SaslConfig>,
     /// Host name clients are told to connect to (Metadata). `None`: the listen IP, or
     /// `127.0.0.1` when listening on an unspecified address.
     pub advertised_host: Option<String>,
@@ -85,6 +89,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./herald-data"),
             kafka_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             tls: None,
+            sasl: None,
             advertised_host: None,
             advertised_port: None,
             auto_create_topics: true,

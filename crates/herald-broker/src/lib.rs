@@ -48,5 +48,6 @@ pub mod validation;
 pub use broker::{Acks, Broker, Produced};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, ProduceError, ReadError, TopicError};
+pub use handlers::sasl::{FAILED_AUTHENTICATION_DELAY, SaslConfig};
 pub use server::BrokerHandle;
 pub use topics::{NewTopic, Topic, TopicManager};

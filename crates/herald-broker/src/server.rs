@@ -18,7 +18,10 @@ use crate::{
     config::BrokerConfig,
     error::BrokerError,
     frame::{self, FrameError},
-    handlers::{self, Handled, RequestError},
+    handlers::{
+        self, Handled, RequestError,
+        sasl::{BeforeAuth, SaslSession},
+    },
 };
 
 /// A running broker. Dropping it without [`shutdown`](Self::shutdown) stops the tasks
@@ -57,7 +60,12 @@ impl Broker {
         };
         tracing::info!(
             %kafka_addr,
-            security_protocol = if broker.config().tls.is_some() { "SSL" } else { "PLAINTEXT" },
+            security_protocol = match (broker.config().sasl.is_some(), broker.config().tls.is_some()) {
+                (false, false) => "PLAINTEXT",
+                (false, true) => "SSL",
+                (true, false) => "SASL_PLAINTEXT",
+                (true, true) => "SASL_SSL",
+            },
             data_dir = %broker.config().data_dir.display(),
             topics = broker.topics().list().len(),
             "herald broker listening"
@@ -237,6 +245,7 @@ where
     tokio::spawn(read_frames(reader, max, peer, frames_tx));
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut closing = false;
+    let mut sasl = broker.config().sasl.as_ref().map(|_| SaslSession::Start);
     loop {
         tokio::select! {
             biased;
@@ -258,6 +267,35 @@ where
                     }
                     closing = true;
                     continue;
+                };
+                // A SASL listener: nothing but the authentication until it succeeds.
+                let frame = match (&mut sasl, broker.config().sasl.as_ref()) {
+                    (Some(session), Some(config)) if !session.is_authenticated() => {
+                        match session.before_auth(config, peer, frame) {
+                            BeforeAuth::Serve(frame) => frame,
+                            BeforeAuth::Answer(response) => {
+                                if let Some(principal) = session.principal() {
+                                    tracing::debug!(%peer, %principal, "connection authenticated");
+                                }
+                                if !send(&mut writer, peer, Ok(Some(response))).await {
+                                    return;
+                                }
+                                continue;
+                            }
+                            BeforeAuth::Fail(response) => {
+                                tokio::time::sleep(crate::FAILED_AUTHENTICATION_DELAY).await;
+                                if !response.is_empty() {
+                                    send(&mut writer, peer, Ok(Some(response))).await;
+                                }
+                                return;
+                            }
+                            BeforeAuth::Close(reason) => {
+                                tracing::info!(%peer, %reason, "closing connection");
+                                return;
+                            }
+                        }
+                    }
+                    _ => frame,
                 };
                 let timer = crate::telemetry::RequestTimer::start(&frame);
                 let is_produce = frame.get(..2) == Some(&0i16.to_be_bytes()[..]);

@@ -80,6 +80,11 @@ pub(crate) fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
+        "herald_kafka_authentications_total",
+        Unit::Count,
+        "SASL authentications on the Kafka listener, by mechanism and result."
+    );
+    describe_counter!(
         "herald_kafka_wrong_listener_total",
         Unit::Count,
         "Connections that spoke TLS or asked for SASL on the plaintext Kafka listener, by kind."
@@ -370,6 +375,13 @@ pub(crate) fn wrong_listener(peer: std::net::SocketAddr, kind: &'static str, mes
     } else {
         tracing::debug!(%peer, kind, "{message}");
     }
+}
+
+/// A SASL authentication finished: `herald_kafka_authentications_total{mechanism, result}`.
+pub(crate) fn authentication(mechanism: &'static str, ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!("herald_kafka_authentications_total", "mechanism" => mechanism, "result" => result)
+        .increment(1);
 }
 
 /// Scrape-time gauge: connections open now.

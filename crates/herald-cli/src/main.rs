@@ -12,6 +12,7 @@ mod dlq;
 mod error;
 mod output;
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::SchemasCommand,
     },
+    /// Manage the SCRAM users of a data directory (with herald serve stopped), for a
+    /// SASL_PLAINTEXT:// or SASL_SSL:// Kafka listener.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Run the reference shop (crates/herald-shop) in this process with no external service:
     /// place orders, inject failures, print a summary (`herald demo --help`).
     Demo(commands::DemoArgs),
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Schemas { registry, command } => commands::schemas(registry, command).await,
             Command::Demo(args) => commands::demo(args).await,
+            Command::Users { command } => users::users(command),
             Command::Sagas { source, command } => commands::sagas(source, command).await,
         }
     });

@@ -11,7 +11,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
-mod sasl;
+pub(crate) mod sasl;
 
 use std::{net::SocketAddr, pin::Pin};
 

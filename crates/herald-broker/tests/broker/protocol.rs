@@ -238,3 +238,61 @@ async fn sasl_on_the_plaintext_listener_is_answered_illegal_sasl_state() {
     assert_eq!(resp.brokers.len(), 1, "the connection keeps working");
     broker.shutdown().await.unwrap();
 }
+
+/// On a SASL listener nothing but ApiVersions and the authentication is answered before
+/// the client authenticates; an unknown mechanism gets UNSUPPORTED_SASL_MECHANISM with
+/// the offered ones; a failed SCRAM exchange gets SASL_AUTHENTICATION_FAILED and closes.
+#[tokio::test]
+async fn a_sasl_listener_answers_nothing_before_authentication() {
+    use herald_security::{Mechanism, ScramHash, UserStore};
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let users = UserStore::open(dir.path()).unwrap();
+    users
+        .set_password("alice", b"pw", &[ScramHash::Sha256], 4096)
+        .unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.sasl = Some(herald_broker::SaslConfig {
+        users,
+        mechanisms: vec![Mechanism::Scram(ScramHash::Sha256)],
+    });
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let versions: ApiVersionsResponse = c.call(3, ApiVersionsRequest::default()).await;
+    assert_eq!(versions.error_code, 0, "ApiVersions comes first");
+    c.send(ApiKey::Metadata, 4, &MetadataRequest::default())
+        .await;
+    assert!(c.is_closed().await, "Metadata before authentication closes");
+
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("PLAIN");
+    let resp = c.call(1, hs).await;
+    assert_eq!(resp.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+    let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(offered, vec!["SCRAM-SHA-256"]);
+
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("SCRAM-SHA-256");
+    assert_eq!(c.call(1, hs).await.error_code, 0);
+    let mut first = SaslAuthenticateRequest::default();
+    first.auth_bytes = bytes::Bytes::from_static(b"n,,n=alice,r=abcdefgh");
+    let resp = c.call(2, first).await;
+    assert_eq!(resp.error_code, 0);
+    let server_first = String::from_utf8(resp.auth_bytes.to_vec()).unwrap();
+    let nonce = server_first
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("r=")
+        .to_string();
+    let mut last = SaslAuthenticateRequest::default();
+    last.auth_bytes = bytes::Bytes::from(format!("c=biws,r={nonce},p=AAAA"));
+    let started = std::time::Instant::now();
+    let resp = c.call(2, last).await;
+    assert_eq!(resp.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(started.elapsed() >= herald_broker::FAILED_AUTHENTICATION_DELAY);
+    assert!(c.is_closed().await, "the connection closes after a failure");
+    broker.shutdown().await.unwrap();
+}

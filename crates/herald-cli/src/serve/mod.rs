@@ -18,11 +18,11 @@ use std::{
 };
 
 use herald_broker::{
-    Broker, BrokerError,
+    Broker, BrokerError, SaslConfig,
     http::{HttpError, HttpServer},
 };
 use herald_log::LogError;
-use herald_security::TlsServer;
+use herald_security::{TlsServer, UserStore};
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use settings::ServeArgs;
@@ -41,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging(config.log_level.as_deref())?;
     let tls = load_tls(&mut config)?;
     let _lock = lock_data_dir(&config.broker.data_dir)?;
+    open_users(&mut config)?;
 
     let dlq = dlq_api::DlqState::default();
     let http = HttpServer::bind_with_routes(config.http.clone(), dlq_api::routes(dlq.clone()))
@@ -123,7 +124,7 @@ fn refuse_embedded_dir(dir: &Path) -> Result<(), CliError> {
 
 /// Creates the data directory and takes an exclusive lock on it for the life of the
 /// process (the OS releases it when the process ends, however it ends).
-fn lock_data_dir(dir: &Path) -> Result<File, CliError> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, CliError> {
     refuse_embedded_dir(dir)?;
     fs::create_dir_all(dir).map_err(|e| {
         CliError::runtime(format!(
@@ -194,10 +195,16 @@ fn announce(
     let scheme = |tls| if tls { "https" } else { "http" };
     let server = format!("{}://{http}", scheme(on.http));
     let registry_url = format!("{}://{registry}", scheme(on.registry));
-    let kafka_shown = if on.kafka {
-        format!("SSL://{kafka}")
-    } else {
+    let protocol = match (on.kafka_sasl, on.kafka) {
+        (false, false) => "PLAINTEXT",
+        (false, true) => "SSL",
+        (true, false) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    };
+    let kafka_shown = if protocol == "PLAINTEXT" {
         kafka.to_string()
+    } else {
+        format!("{protocol}://{kafka}")
     };
     let flag = match (server == DEFAULT_SERVER, on.http) {
         (true, _) => String::new(),
@@ -262,6 +269,29 @@ fn exposed_listeners(listeners: &[(&str, SocketAddr)]) -> Vec<String> {
         .filter(|(_, addr)| !addr.ip().is_loopback())
         .map(|(what, addr)| format!("{what} ({addr})"))
         .collect()
+}
+
+/// A SASL listener checks the data directory's users (`herald users`).
+fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
+    if !config.tls_on.kafka_sasl {
+        return Ok(());
+    }
+    let users =
+        UserStore::open(&config.broker.data_dir).map_err(|e| CliError::runtime(e.to_string()))?;
+    if users.is_empty() {
+        tracing::warn!(
+            "the SASL Kafka listener has no users yet, so no client can authenticate: stop \
+             herald serve and add one with `herald users add NAME --data-dir {} --password-stdin`",
+            config.broker.data_dir.display()
+        );
+    }
+    let mechanisms: Vec<&str> = config.sasl_mechanisms.iter().map(|m| m.name()).collect();
+    tracing::info!(users = users.list().len(), mechanisms = %mechanisms.join(","), "SASL on the Kafka listener");
+    config.broker.sasl = Some(SaslConfig {
+        users,
+        mechanisms: config.sasl_mechanisms.clone(),
+    });
+    Ok(())
 }
 
 /// Reads the TLS files (a mistake stops `herald serve` before it binds anything) and

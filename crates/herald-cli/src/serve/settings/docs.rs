@@ -24,6 +24,7 @@ const BINARY_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "tls_client_ca",
+    "sasl_mechanisms",
     "registry_listen",
     "log_level",
 ];

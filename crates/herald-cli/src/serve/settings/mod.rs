@@ -15,7 +15,7 @@ mod docs;
 use std::{net::SocketAddr, path::PathBuf};
 
 use herald_broker::{BrokerConfig, http::HttpConfig};
-use herald_security::TlsFiles;
+use herald_security::{Mechanism, TlsFiles};
 use toml::{Table, Value};
 
 pub(crate) use self::declared::ServeArgs;
@@ -34,18 +34,22 @@ pub(crate) struct ServeConfig {
     pub(crate) registry_listen: SocketAddr,
     /// The certificate files of the TLS listeners, when any listener uses TLS.
     pub(crate) tls: Option<TlsFiles>,
-    /// Which listeners use TLS.
+    /// Which listeners use TLS, and whether the Kafka listener uses SASL.
     pub(crate) tls_on: TlsOn,
+    /// The SASL mechanisms of a SASL Kafka listener (empty without one).
+    pub(crate) sasl_mechanisms: Vec<Mechanism>,
     /// An explicit log filter; `None` falls back to `RUST_LOG`, then `info`.
     pub(crate) log_level: Option<String>,
 }
 
-/// Which listeners serve TLS (`SSL://`, `https://`).
+/// Which listeners serve TLS (`SSL://`, `SASL_SSL://`, `https://`), and whether the Kafka
+/// listener asks for SASL (`SASL_PLAINTEXT://`, `SASL_SSL://`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TlsOn {
     pub(crate) kafka: bool,
     pub(crate) http: bool,
     pub(crate) registry: bool,
+    pub(crate) kafka_sasl: bool,
 }
 
 impl TlsOn {
@@ -54,29 +58,24 @@ impl TlsOn {
     }
 }
 
-/// A listener setting's text split into its TLS flag and address. Kafka listeners take
-/// Kafka's protocol names, HTTP ones `http`/`https`; no scheme is plaintext.
-fn split_listener(key: &str, raw: &str) -> Result<(bool, SocketAddr), CliError> {
+/// A listener setting's text split into (TLS, SASL, address). Kafka listeners take
+/// Kafka's security protocol names, HTTP ones `http`/`https`; no scheme is plaintext.
+fn split_listener(key: &str, raw: &str) -> Result<(bool, bool, SocketAddr), CliError> {
     let raw = raw.trim();
     let (scheme, addr) = match raw.split_once("://") {
         Some((scheme, addr)) => (Some(scheme), addr),
         None => (None, raw),
     };
     let kafka = key == "kafka_listen";
-    let tls = match (kafka, scheme.map(str::to_ascii_uppercase).as_deref()) {
-        (_, None) => false,
-        (true, Some("PLAINTEXT")) | (false, Some("HTTP")) => false,
-        (true, Some("SSL")) | (false, Some("HTTPS")) => true,
-        (true, Some("SASL_PLAINTEXT" | "SASL_SSL")) => {
-            return Err(CliError::usage(format!(
-                "configuration: `{key}` = {raw:?}: SASL listeners are not available yet; use \
-                 PLAINTEXT:// or SSL:// (docs/security.md)"
-            )));
-        }
+    let (tls, sasl) = match (kafka, scheme.map(str::to_ascii_uppercase).as_deref()) {
+        (_, None) | (true, Some("PLAINTEXT")) | (false, Some("HTTP")) => (false, false),
+        (true, Some("SSL")) | (false, Some("HTTPS")) => (true, false),
+        (true, Some("SASL_PLAINTEXT")) => (false, true),
+        (true, Some("SASL_SSL")) => (true, true),
         (true, Some(other)) => {
             return Err(CliError::usage(format!(
                 "configuration: `{key}` = {raw:?}: unknown security protocol {other:?}; use \
-                 PLAINTEXT://host:port or SSL://host:port"
+                 PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL:// before host:port"
             )));
         }
         (false, Some(other)) => {
@@ -86,7 +85,7 @@ fn split_listener(key: &str, raw: &str) -> Result<(bool, SocketAddr), CliError> 
             )));
         }
     };
-    Ok((tls, parse_addr(key, addr)?))
+    Ok((tls, sasl, parse_addr(key, addr)?))
 }
 
 /// A setting's text (named `source`: its flag or variable) as the TOML value it sets.
@@ -181,13 +180,13 @@ pub(crate) fn resolve(
     }
     let mut tls_on = TlsOn::default();
     if let Some(listen) = take::<String>(&mut table, "kafka_listen")? {
-        let (tls, addr) = split_listener("kafka_listen", &listen)?;
-        tls_on.kafka = tls;
+        let (tls, sasl, addr) = split_listener("kafka_listen", &listen)?;
+        (tls_on.kafka, tls_on.kafka_sasl) = (tls, sasl);
         table.insert("kafka_listen".into(), Value::String(addr.to_string()));
     }
     let mut http = HttpConfig::default();
     if let Some(listen) = take::<String>(&mut table, "http_listen")? {
-        (tls_on.http, http.listen) = split_listener("http_listen", &listen)?;
+        (tls_on.http, _, http.listen) = split_listener("http_listen", &listen)?;
     }
     if let Some(max) = take::<usize>(&mut table, "http_max_body_bytes")? {
         if max < 1024 {
@@ -206,12 +205,16 @@ pub(crate) fn resolve(
         .collect();
     let registry_listen = match take::<String>(&mut table, "registry_listen")? {
         Some(a) => {
-            let (tls, addr) = split_listener("registry_listen", &a)?;
+            let (tls, _, addr) = split_listener("registry_listen", &a)?;
             tls_on.registry = tls;
             addr
         }
         None => DEFAULT_REGISTRY_LISTEN.parse().expect("valid default"),
     };
+    let sasl_mechanisms = sasl_mechanisms(
+        tls_on.kafka_sasl,
+        take::<String>(&mut table, "sasl_mechanisms")?,
+    )?;
     let tls = tls_files(
         tls_on,
         take::<PathBuf>(&mut table, "tls_cert")?,
@@ -240,8 +243,39 @@ pub(crate) fn resolve(
         registry_listen,
         tls,
         tls_on,
+        sasl_mechanisms,
         log_level,
     })
+}
+
+/// The mechanisms of `sasl_mechanisms` (all three by default) for a SASL listener.
+fn sasl_mechanisms(sasl: bool, list: Option<String>) -> Result<Vec<Mechanism>, CliError> {
+    match (sasl, list) {
+        (false, None) => Ok(Vec::new()),
+        (false, Some(_)) => Err(CliError::usage(
+            "configuration: --sasl-mechanisms is for a SASL Kafka listener: use \
+             SASL_PLAINTEXT://host:port or SASL_SSL://host:port",
+        )),
+        (true, None) => Ok(Mechanism::ALL.to_vec()),
+        (true, Some(list)) => {
+            let mut out = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let m = Mechanism::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "configuration: unknown SASL mechanism {name:?}: use PLAIN, \
+                         SCRAM-SHA-256 or SCRAM-SHA-512"
+                    ))
+                })?;
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            if out.is_empty() {
+                return Err(CliError::usage("configuration: --sasl-mechanisms is empty"));
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// The TLS files, which every TLS listener needs and no plaintext-only setup takes.
@@ -445,8 +479,11 @@ mod tests {
         let ok = |key, raw| split_listener(key, raw).unwrap();
         assert_eq!(
             ok("kafka_listen", "127.0.0.1:9092"),
-            (false, "127.0.0.1:9092".parse().unwrap())
+            (false, false, "127.0.0.1:9092".parse().unwrap())
         );
+        assert!(ok("kafka_listen", "SASL_PLAINTEXT://127.0.0.1:9094").1);
+        let sasl_ssl = ok("kafka_listen", "SASL_SSL://127.0.0.1:9094");
+        assert!(sasl_ssl.0 && sasl_ssl.1);
         assert!(!ok("kafka_listen", "PLAINTEXT://127.0.0.1:9092").0);
         assert!(ok("kafka_listen", "SSL://127.0.0.1:9093").0);
         assert!(ok("kafka_listen", "ssl://127.0.0.1:9093").0);
@@ -455,8 +492,8 @@ mod tests {
         for (key, raw, says) in [
             (
                 "kafka_listen",
-                "SASL_SSL://127.0.0.1:9094",
-                "SASL listeners are not available yet",
+                "SASL_GSSAPI://127.0.0.1:9094",
+                "unknown security protocol",
             ),
             (
                 "kafka_listen",
@@ -473,6 +510,30 @@ mod tests {
             let err = split_listener(key, raw).unwrap_err().to_string();
             assert!(err.contains(says) && err.contains(key), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn sasl_mechanisms_default_to_all_and_need_a_sasl_listener() {
+        let sasl = ServeArgs::default().with("kafka_listen", "SASL_PLAINTEXT://127.0.0.1:0");
+        let c = resolve(&sasl, env(&[])).unwrap();
+        assert!(c.tls_on.kafka_sasl && !c.tls_on.kafka);
+        assert_eq!(c.sasl_mechanisms, Mechanism::ALL.to_vec());
+        let c = resolve(&sasl, env(&[("HERALD_SASL_MECHANISMS", "scram-sha-512")])).unwrap();
+        assert_eq!(
+            c.sasl_mechanisms,
+            vec![Mechanism::Scram(herald_security::ScramHash::Sha512)]
+        );
+        let err = resolve(&sasl, env(&[("HERALD_SASL_MECHANISMS", "GSSAPI")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GSSAPI"), "{err}");
+        let err = resolve(
+            &ServeArgs::default(),
+            env(&[("HERALD_SASL_MECHANISMS", "PLAIN")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SASL_PLAINTEXT://"), "{err}");
     }
 
     #[test]
