@@ -30,6 +30,8 @@ pub mod codes {
     pub const UNKNOWN_DEAD_LETTER: u32 = 40405;
     /// The endpoint exists but not with this method.
     pub const METHOD_NOT_ALLOWED: u32 = 40501;
+    /// No valid HTTP Basic credentials (`http_auth = "basic"`).
+    pub const UNAUTHORIZED: u32 = 40101;
     /// The browser guard refused the request's `Host` or `Origin` (docs/security.md).
     pub const REFUSED_ORIGIN: u32 = 40301;
     /// A topic of that name exists.

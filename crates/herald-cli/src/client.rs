@@ -33,9 +33,25 @@ pub(crate) struct ClientArgs {
     /// CA certificate (PEM) to trust for an https:// server, beside the system's roots
     #[arg(long, env = "HERALD_CA_FILE", value_name = "FILE")]
     pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// User for a server with HTTP Basic authentication; the password comes from the
+    /// HERALD_PASSWORD environment variable, never from the command line
+    #[arg(long, env = "HERALD_USER", value_name = "NAME")]
+    pub(crate) user: Option<String>,
     /// Output format
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub(crate) output: Output,
+}
+
+/// `--user` with the password of `HERALD_PASSWORD`.
+pub(crate) fn credentials(user: Option<&str>) -> Result<Option<(String, String)>, CliError> {
+    let Some(user) = user else { return Ok(None) };
+    match std::env::var("HERALD_PASSWORD") {
+        Ok(password) if !password.is_empty() => Ok(Some((user.to_owned(), password))),
+        _ => Err(CliError::usage(format!(
+            "--user {user:?} needs its password in the HERALD_PASSWORD environment variable \
+             (a password is never taken from the command line)"
+        ))),
+    }
 }
 
 /// The CA certificate of `--ca-file`.
@@ -56,6 +72,8 @@ fn read_ca(path: &std::path::Path) -> Result<reqwest::Certificate, CliError> {
 pub(crate) struct Client {
     base: Url,
     http: reqwest::Client,
+    /// User and password for HTTP Basic authentication.
+    credentials: Option<(String, String)>,
 }
 
 impl Client {
@@ -79,7 +97,12 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| CliError::runtime(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { base, http })
+        let credentials = credentials(args.user.as_deref())?;
+        Ok(Self {
+            base,
+            http,
+            credentials,
+        })
     }
 
     /// `/api/v1/<segments...>`, each segment percent-encoded.
@@ -104,6 +127,9 @@ impl Client {
         let mut req = self.http.request(method, url).timeout(timeout);
         if let Some(body) = body {
             req = req.json(body);
+        }
+        if let Some((user, password)) = &self.credentials {
+            req = req.basic_auth(user, Some(password));
         }
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
@@ -180,6 +206,7 @@ mod tests {
         let args = ClientArgs {
             server: "http://127.0.0.1:1/".into(),
             ca_file: None,
+            user: None,
             output: Output::Table,
         };
         let c = Client::new(&args).unwrap();
@@ -190,6 +217,7 @@ mod tests {
         let bad = ClientArgs {
             server: "127.0.0.1:8080".into(),
             ca_file: None,
+            user: None,
             output: Output::Table,
         };
         assert!(matches!(Client::new(&bad), Err(CliError::Usage(_))));

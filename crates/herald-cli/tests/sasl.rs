@@ -283,3 +283,86 @@ fn sasl_ssl_with_scram() {
     .unwrap();
     assert_eq!(got["value"], "authenticated");
 }
+
+#[test]
+fn http_basic_authentication_guards_the_api_and_the_registry() {
+    let Some(py) = herald_test_support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let added = users(
+        &data,
+        &["add", "ops", "--password-stdin"],
+        Some("http-secret"),
+    );
+    assert!(added.status.success());
+    let mut cmd = herald_command(HERALD);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(herald_test_support::PORT_0)
+        .env("HERALD_HTTP_AUTH", "basic");
+    let serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
+
+    let mut check = Command::new(&py);
+    check
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sasl/basic_auth.py"))
+        .args([
+            "--http",
+            &serve.http,
+            "--registry",
+            &serve.registry,
+            "--user",
+            "ops",
+        ])
+        .env("SASL_PASSWORD", "http-secret");
+    let out = output_within(&mut check, None, WITHIN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["health"], 200, "{got}");
+    assert_eq!(got["anonymous"], 401, "{got}");
+    assert_eq!(got["wrong"], 401, "{got}");
+    assert_eq!(got["authenticated"], 200, "{got}");
+    assert!(
+        got["registry_anonymous"].as_str().unwrap().contains("401"),
+        "{got}"
+    );
+    assert_eq!(got["registry_id"], 1, "{got}");
+
+    // The CLI: --user with HERALD_PASSWORD; without, the 401 says what to do.
+    let topics = |user: Option<&str>| {
+        let mut cmd = herald_command(HERALD);
+        cmd.args(["topics", "list", "--server", &serve.http]);
+        if let Some(u) = user {
+            cmd.args(["--user", u])
+                .env("HERALD_PASSWORD", "http-secret");
+        }
+        output_within(&mut cmd, None, WITHIN)
+    };
+    assert!(topics(Some("ops")).status.success());
+    let refused = topics(None);
+    assert!(!refused.status.success());
+    let mut schemas = herald_command(HERALD);
+    schemas
+        .args([
+            "schemas",
+            "list",
+            "--registry",
+            &serve.registry,
+            "--user",
+            "ops",
+        ])
+        .env("HERALD_PASSWORD", "http-secret");
+    let listed = output_within(&mut schemas, None, WITHIN);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("orders-value"));
+}

@@ -11,6 +11,8 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 404;
     /// The endpoint does not take that method.
     pub const METHOD_NOT_ALLOWED: u32 = 405;
+    /// No valid HTTP Basic credentials.
+    pub const UNAUTHORIZED: u32 = 40101;
     /// The browser guard refused the request's `Host` or `Origin`.
     pub const FORBIDDEN: u32 = 40301;
     /// The schema is incompatible with earlier versions.

@@ -509,17 +509,23 @@ async fn method_not_allowed() -> Response {
 
 /// The refusal of the browser guard in the registry's error format.
 fn refused(r: herald_security::Rejection) -> Response {
-    let code = if r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        codes::UNSUPPORTED_MEDIA_TYPE
-    } else {
-        codes::FORBIDDEN
+    let code = match r.status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => codes::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        _ => codes::FORBIDDEN,
     };
     error_reply(r.status.as_u16(), code, r.message)
 }
 
 /// The REST API as an axum router, with a body limit of `max_body_bytes`, behind the
-/// browser guard allowing `allowed_hosts` (beyond IP literals and `localhost`).
-pub fn router(registry: Registry, max_body_bytes: usize, allowed_hosts: &[String]) -> Router {
+/// browser guard allowing `allowed_hosts` (beyond IP literals and `localhost`) and, with
+/// `basic_auth`, HTTP Basic authentication against those users.
+pub fn router(
+    registry: Registry,
+    max_body_bytes: usize,
+    allowed_hosts: &[String],
+    basic_auth: Option<&herald_security::UserStore>,
+) -> Router {
     let guard = herald_security::BrowserGuard::new(
         herald_security::HostAllowlist::with_names(allowed_hosts),
         refused,
@@ -581,6 +587,16 @@ pub fn router(registry: Registry, max_body_bytes: usize, allowed_hosts: &[String
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(registry);
+    let routes = match basic_auth {
+        None => routes,
+        Some(users) => herald_security::BasicAuth::new(
+            users.clone(),
+            "herald schema registry",
+            Vec::new(),
+            refused,
+        )
+        .protect(routes),
+    };
     guard
         .protect(routes)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -597,6 +613,9 @@ pub struct RegistryHttpConfig {
     pub allowed_hosts: Vec<String>,
     /// Serve HTTPS with this TLS configuration; `None` serves plain HTTP.
     pub tls: Option<herald_security::TlsServer>,
+    /// HTTP Basic authentication against these users (every endpoint); `None` asks for
+    /// none.
+    pub basic_auth: Option<herald_security::UserStore>,
 }
 
 impl RegistryHttpConfig {
@@ -607,6 +626,7 @@ impl RegistryHttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: Vec::new(),
             tls: None,
+            basic_auth: None,
         }
     }
 }
@@ -625,7 +645,12 @@ impl RegistryServer {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (stop, mut stop_rx) = watch::channel(false);
-        let app = router(registry, config.max_body_bytes, &config.allowed_hosts);
+        let app = router(
+            registry,
+            config.max_body_bytes,
+            &config.allowed_hosts,
+            config.basic_auth.as_ref(),
+        );
         let graceful = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         };

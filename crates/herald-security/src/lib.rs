@@ -8,11 +8,13 @@
 //! The crate depends on no other Herald crate, so the broker and the registry, which
 //! must not depend on each other, can both use it.
 
+pub mod basic;
 mod browser;
 pub mod scram;
 pub mod tls;
 pub mod users;
 
+pub use basic::{BasicAuth, Principal};
 pub use browser::{BrowserGuard, HostAllowlist, Rejection, RejectionResponder};
 pub use scram::{Mechanism, ScramHash};
 pub use tls::{TlsError, TlsFiles, TlsListener, TlsServer};

@@ -81,6 +81,12 @@ pub struct HttpConfig {
     /// Serve HTTPS with this TLS configuration; `None` serves plain HTTP.
     #[serde(skip)]
     pub tls: Option<herald_security::TlsServer>,
+    /// HTTP Basic authentication against these users; `None` asks for none. `/health`
+    /// and `/ready` stay open, `/metrics` too unless [`metrics_auth`](Self::metrics_auth).
+    #[serde(skip)]
+    pub basic_auth: Option<herald_security::UserStore>,
+    /// Whether `/metrics` needs credentials too when [`basic_auth`](Self::basic_auth) is on.
+    pub metrics_auth: bool,
 }
 
 impl Default for HttpConfig {
@@ -90,6 +96,8 @@ impl Default for HttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: Vec::new(),
             tls: None,
+            basic_auth: None,
+            metrics_auth: false,
         }
     }
 }
@@ -280,10 +288,10 @@ impl Drop for HttpServer {
 
 /// The refusal of the browser guard in the API's error format.
 fn refused(r: herald_security::Rejection) -> Response {
-    let code = if r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        error::codes::NOT_JSON
-    } else {
-        error::codes::REFUSED_ORIGIN
+    let code = match r.status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => error::codes::NOT_JSON,
+        StatusCode::UNAUTHORIZED => error::codes::UNAUTHORIZED,
+        _ => error::codes::REFUSED_ORIGIN,
     };
     ApiError::new(r.status, code, r.message).into_response()
 }
@@ -316,6 +324,18 @@ fn router(shared: AppState, config: &HttpConfig, extra: Router) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(shared)
         .merge(extra);
+    // Authentication inside the browser guard: a page's request is refused before any
+    // password is checked.
+    let routes = match &config.basic_auth {
+        None => routes,
+        Some(users) => {
+            let mut open = vec!["/health", "/ready"];
+            if !config.metrics_auth {
+                open.push("/metrics");
+            }
+            herald_security::BasicAuth::new(users.clone(), "herald", open, refused).protect(routes)
+        }
+    };
     guard
         .protect(routes)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -26,6 +26,10 @@ pub(crate) struct RegistryArgs {
         global = true
     )]
     registry: String,
+    /// User for a registry with HTTP Basic authentication; the password comes from the
+    /// HERALD_PASSWORD environment variable
+    #[arg(long, env = "HERALD_USER", value_name = "NAME", global = true)]
+    user: Option<String>,
     /// Output format
     #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
@@ -102,12 +106,15 @@ struct Registry {
 
 impl Registry {
     fn new(args: &RegistryArgs) -> Result<Self, CliError> {
-        let client = SchemaRegistryClient::new(&args.registry).map_err(|e| {
+        let mut client = SchemaRegistryClient::new(&args.registry).map_err(|e| {
             CliError::usage(format!(
                 "--registry {:?}: {e}; use e.g. http://127.0.0.1:8081",
                 args.registry
             ))
         })?;
+        if let Some((user, password)) = crate::client::credentials(args.user.as_deref())? {
+            client = client.with_basic_auth(user, password);
+        }
         Ok(Self {
             client,
             url: args.registry.clone(),

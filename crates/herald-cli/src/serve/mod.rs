@@ -240,11 +240,17 @@ fn announce(
             ""
         },
     );
-    let exposed = exposed_listeners(&[
-        ("Kafka API", kafka),
-        ("HTTP API", http),
-        ("schema registry", registry),
-    ]);
+    // A listener that asks for credentials is not flagged.
+    let unauthenticated: Vec<(&str, SocketAddr)> = [
+        ("Kafka API", kafka, on.kafka_sasl),
+        ("HTTP API", http, config.http_basic_auth),
+        ("schema registry", registry, config.http_basic_auth),
+    ]
+    .into_iter()
+    .filter(|(_, _, authenticated)| !authenticated)
+    .map(|(what, addr, _)| (what, addr))
+    .collect();
+    let exposed = exposed_listeners(&unauthenticated);
     let warning = if exposed.is_empty() {
         String::new()
     } else {
@@ -271,26 +277,36 @@ fn exposed_listeners(listeners: &[(&str, SocketAddr)]) -> Vec<String> {
         .collect()
 }
 
-/// A SASL listener checks the data directory's users (`herald users`).
+/// A SASL listener and HTTP Basic authentication check the data directory's users
+/// (`herald users`).
 fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
-    if !config.tls_on.kafka_sasl {
+    if !config.tls_on.kafka_sasl && !config.http_basic_auth {
         return Ok(());
     }
     let users =
         UserStore::open(&config.broker.data_dir).map_err(|e| CliError::runtime(e.to_string()))?;
     if users.is_empty() {
         tracing::warn!(
-            "the SASL Kafka listener has no users yet, so no client can authenticate: stop \
+            "authentication is on but there are no users yet, so nobody can log in: stop \
              herald serve and add one with `herald users add NAME --data-dir {} --password-stdin`",
             config.broker.data_dir.display()
         );
     }
-    let mechanisms: Vec<&str> = config.sasl_mechanisms.iter().map(|m| m.name()).collect();
-    tracing::info!(users = users.list().len(), mechanisms = %mechanisms.join(","), "SASL on the Kafka listener");
-    config.broker.sasl = Some(SaslConfig {
-        users,
-        mechanisms: config.sasl_mechanisms.clone(),
-    });
+    if config.tls_on.kafka_sasl {
+        let mechanisms: Vec<&str> = config.sasl_mechanisms.iter().map(|m| m.name()).collect();
+        tracing::info!(users = users.list().len(), mechanisms = %mechanisms.join(","), "SASL on the Kafka listener");
+        config.broker.sasl = Some(SaslConfig {
+            users: users.clone(),
+            mechanisms: config.sasl_mechanisms.clone(),
+        });
+    }
+    if config.http_basic_auth {
+        tracing::info!(
+            users = users.list().len(),
+            "HTTP Basic authentication on the HTTP API and the registry"
+        );
+        config.http.basic_auth = Some(users);
+    }
     Ok(())
 }
 

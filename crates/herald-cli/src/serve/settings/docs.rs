@@ -25,6 +25,8 @@ const BINARY_KEYS: &[&str] = &[
     "tls_key",
     "tls_client_ca",
     "sasl_mechanisms",
+    "http_auth",
+    "http_auth_metrics",
     "registry_listen",
     "log_level",
 ];

@@ -38,6 +38,8 @@ pub(crate) struct ServeConfig {
     pub(crate) tls_on: TlsOn,
     /// The SASL mechanisms of a SASL Kafka listener (empty without one).
     pub(crate) sasl_mechanisms: Vec<Mechanism>,
+    /// The HTTP API and the registry ask for HTTP Basic credentials (`http_auth`).
+    pub(crate) http_basic_auth: bool,
     /// An explicit log filter; `None` falls back to `RUST_LOG`, then `info`.
     pub(crate) log_level: Option<String>,
 }
@@ -211,6 +213,16 @@ pub(crate) fn resolve(
         }
         None => DEFAULT_REGISTRY_LISTEN.parse().expect("valid default"),
     };
+    let http_basic_auth = match take::<String>(&mut table, "http_auth")?.as_deref() {
+        None | Some("none") => false,
+        Some("basic") => true,
+        Some(other) => {
+            return Err(CliError::usage(format!(
+                "configuration: `http_auth` = {other:?}: use \"none\" or \"basic\""
+            )));
+        }
+    };
+    http.metrics_auth = take::<bool>(&mut table, "http_auth_metrics")?.unwrap_or(false);
     let sasl_mechanisms = sasl_mechanisms(
         tls_on.kafka_sasl,
         take::<String>(&mut table, "sasl_mechanisms")?,
@@ -244,6 +256,7 @@ pub(crate) fn resolve(
         tls,
         tls_on,
         sasl_mechanisms,
+        http_basic_auth,
         log_level,
     })
 }
