@@ -48,6 +48,17 @@ pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 /// inter-broker protocol is 3.0 or later (every batch is stored in the v2 format).
 pub(crate) const MESSAGE_FORMAT_VERSION: &str = "message.format.version";
 
+/// `delete.retention.ms`: how long a compacted topic keeps tombstones. The four
+/// compaction settings are accepted on every topic, as Kafka does, and shape only
+/// compacted topics (`cleanup.policy=compact`, issue 14).
+pub(crate) const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+/// `min.compaction.lag.ms`: the least time a record stays uncompacted.
+pub(crate) const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+/// `max.compaction.lag.ms`: the longest time a record may stay uncompacted.
+pub(crate) const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+/// `min.cleanable.dirty.ratio`: the share of uncompacted log that triggers a clean.
+pub(crate) const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+
 /// `confluent.key.schema.validation`: `true` makes the broker refuse records whose key
 /// does not carry a schema id registered under `<topic>-key` (see [`crate::validation`]).
 pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation";
@@ -56,18 +67,22 @@ pub(crate) const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation"
 pub(crate) const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
 
 /// Every topic configuration key Herald knows, in the order DescribeConfigs lists them.
-pub(crate) const KEYS: [&str; 16] = [
+pub(crate) const KEYS: [&str; 20] = [
     CLEANUP_POLICY,
     COMPRESSION_TYPE,
     KEY_SCHEMA_VALIDATION,
     VALUE_SCHEMA_VALIDATION,
+    DELETE_RETENTION_MS,
     DURABILITY,
+    MAX_COMPACTION_LAG_MS,
     MAX_MESSAGE_BYTES,
     MESSAGE_FORMAT_VERSION,
     TIMESTAMP_AFTER_MAX_MS,
     TIMESTAMP_BEFORE_MAX_MS,
     TIMESTAMP_DIFFERENCE_MAX_MS,
     MESSAGE_TIMESTAMP_TYPE,
+    MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS,
     MIN_INSYNC_REPLICAS,
     RETENTION_BYTES,
     RETENTION_MS,
@@ -88,6 +103,10 @@ pub(crate) fn broker_synonym(key: &str) -> &'static str {
         TIMESTAMP_DIFFERENCE_MAX_MS => "log.message.timestamp.difference.max.ms",
         MESSAGE_TIMESTAMP_TYPE => "log.message.timestamp.type",
         MIN_INSYNC_REPLICAS => "min.insync.replicas",
+        DELETE_RETENTION_MS => "log.cleaner.delete.retention.ms",
+        MIN_COMPACTION_LAG_MS => "log.cleaner.min.compaction.lag.ms",
+        MAX_COMPACTION_LAG_MS => "log.cleaner.max.compaction.lag.ms",
+        MIN_CLEANABLE_DIRTY_RATIO => "log.cleaner.min.cleanable.ratio",
         RETENTION_BYTES => "log.retention.bytes",
         RETENTION_MS => "log.retention.ms",
         SEGMENT_BYTES => "log.segment.bytes",
@@ -135,6 +154,8 @@ pub(crate) enum ConfigType {
     List,
     /// `true` or `false`.
     Boolean,
+    /// A floating-point number.
+    Double,
 }
 
 impl ConfigType {
@@ -146,6 +167,7 @@ impl ConfigType {
             ConfigType::Long => 5,
             ConfigType::List => 7,
             ConfigType::Boolean => 1,
+            ConfigType::Double => 6,
         }
     }
 }
@@ -233,6 +255,26 @@ fn key_info(key: &str) -> Option<(&'static str, ConfigType, &'static str)> {
             MESSAGE_TIMESTAMP_TYPE,
             ConfigType::String,
             "CreateTime keeps the producer's timestamps; LogAppendTime stamps each batch with the broker's append time.",
+        ),
+        DELETE_RETENTION_MS => (
+            DELETE_RETENTION_MS,
+            ConfigType::Long,
+            "How long in ms a compacted topic keeps tombstones; shapes compacted topics only.",
+        ),
+        MIN_COMPACTION_LAG_MS => (
+            MIN_COMPACTION_LAG_MS,
+            ConfigType::Long,
+            "Least time in ms a record stays uncompacted; shapes compacted topics only.",
+        ),
+        MAX_COMPACTION_LAG_MS => (
+            MAX_COMPACTION_LAG_MS,
+            ConfigType::Long,
+            "Longest time in ms a record may stay uncompacted; shapes compacted topics only.",
+        ),
+        MIN_CLEANABLE_DIRTY_RATIO => (
+            MIN_CLEANABLE_DIRTY_RATIO,
+            ConfigType::Double,
+            "Share of uncompacted log that triggers a clean; shapes compacted topics only.",
         ),
         MIN_INSYNC_REPLICAS => (
             MIN_INSYNC_REPLICAS,
@@ -361,6 +403,21 @@ pub(crate) fn apply_one(config: &mut LogConfig, key: &str, value: &str) -> Resul
         MIN_INSYNC_REPLICAS => {
             parse_i64(key, value, 1, i64::from(i32::MAX))?;
         }
+        DELETE_RETENTION_MS | MIN_COMPACTION_LAG_MS => {
+            parse_i64(key, value, 0, i64::MAX)?;
+        }
+        MAX_COMPACTION_LAG_MS => {
+            parse_i64(key, value, 1, i64::MAX)?;
+        }
+        MIN_CLEANABLE_DIRTY_RATIO => {
+            let ratio: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: {value:?} is not a number"))?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(format!("{key}: {ratio} is outside [0, 1]"));
+            }
+        }
         MESSAGE_FORMAT_VERSION => parse_message_format_version(value)?,
         other => return Err(format!("unknown topic config {other:?}")),
     }
@@ -374,7 +431,8 @@ fn parse_message_format_version(value: &str) -> Result<(), String> {
     let (release, iv) = v.split_once("-IV").map_or((v, None), |(r, i)| (r, Some(i)));
     let parts: Vec<&str> = release.split('.').collect();
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| digits(p)) && iv.is_none_or(digits) {
+    // Kafka names old versions with four parts (0.10.0.0) and new ones with two or three.
+    if (2..=4).contains(&parts.len()) && parts.iter().all(|p| digits(p)) && iv.is_none_or(digits) {
         Ok(())
     } else {
         Err(format!(
@@ -524,6 +582,10 @@ fn value_of(config: &LogConfig, key: &str) -> String {
             i64::MAX.to_string()
         }
         MIN_INSYNC_REPLICAS => "1".to_string(),
+        DELETE_RETENTION_MS => "86400000".to_string(),
+        MIN_COMPACTION_LAG_MS => "0".to_string(),
+        MAX_COMPACTION_LAG_MS => i64::MAX.to_string(),
+        MIN_CLEANABLE_DIRTY_RATIO => "0.5".to_string(),
         MESSAGE_FORMAT_VERSION => "3.0-IV1".to_string(),
         _ => String::new(),
     }
@@ -563,6 +625,10 @@ pub(crate) fn describe(
                     | TIMESTAMP_AFTER_MAX_MS
                     | TIMESTAMP_DIFFERENCE_MAX_MS
                     | MIN_INSYNC_REPLICAS
+                    | DELETE_RETENTION_MS
+                    | MIN_COMPACTION_LAG_MS
+                    | MAX_COMPACTION_LAG_MS
+                    | MIN_CLEANABLE_DIRTY_RATIO
                     | MESSAGE_FORMAT_VERSION => overrides
                         .get(name)
                         .map_or_else(|| default_value.clone(), |v| v.trim().to_string()),

@@ -200,7 +200,7 @@ async fn describe_and_alter_topic_configs() {
     for version in [1, 2, 3, 4] {
         let r = describe(&mut c, version, 2, "t", None).await;
         assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), 16, "v{version}");
+        assert_eq!(r.configs.len(), 20, "v{version}");
         assert_eq!(
             value(&r, "confluent.value.schema.validation"),
             ("false".into(), 5)
@@ -908,7 +908,7 @@ async fn message_format_version_is_accepted_and_ignored() {
         .produce(9, -1, "old", 0, batch(&[rec(1, b"v2 anyway")]))
         .await;
     assert_eq!(p.error_code, 0);
-    for good in ["2.8", "3.0-IV1", "0.11.0"] {
+    for good in ["2.8", "3.0-IV1", "0.11.0", "0.10.0.0", "0.10.0-IV1"] {
         let (code, msg) = alter(
             &mut c,
             "old",
@@ -918,7 +918,7 @@ async fn message_format_version_is_accepted_and_ignored() {
         .await;
         assert_eq!(code, 0, "{good}: {msg:?}");
     }
-    for bad in ["latest", "3", "3.0-IVx", ""] {
+    for bad in ["latest", "3", "3.0-IVx", "", "1.2.3.4.5"] {
         let (code, _) = alter(
             &mut c,
             "old",
@@ -927,6 +927,46 @@ async fn message_format_version_is_accepted_and_ignored() {
         )
         .await;
         assert_eq!(code, 40, "{bad:?}");
+    }
+    broker.shutdown().await.unwrap();
+}
+
+/// librdkafka's 0081 creates topics with `delete.retention.ms`: Kafka accepts the
+/// compaction settings on every topic (they shape compacted topics only), with its ranges.
+#[tokio::test]
+async fn compaction_settings_are_accepted_on_every_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let set = [
+        ("delete.retention.ms", "3600000"),
+        ("min.compaction.lag.ms", "1000"),
+        ("max.compaction.lag.ms", "60000"),
+        ("min.cleanable.dirty.ratio", "0.25"),
+    ];
+    c.create_topic("compactable", 1, &set).await;
+    let r = describe(&mut c, 4, 2, "compactable", None).await;
+    for (key, want) in set {
+        assert_eq!(value(&r, key), (want.to_string(), 1), "{key}");
+    }
+    c.create_topic("plain", 1, &[]).await;
+    let r = describe(&mut c, 4, 2, "plain", None).await;
+    assert_eq!(value(&r, "delete.retention.ms"), ("86400000".into(), 5));
+    assert_eq!(value(&r, "min.cleanable.dirty.ratio"), ("0.5".into(), 5));
+    let ratio = r
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "min.cleanable.dirty.ratio")
+        .unwrap();
+    assert_eq!(ratio.config_type, 6, "DOUBLE");
+    for (key, bad) in [
+        ("delete.retention.ms", "-1"),
+        ("max.compaction.lag.ms", "0"),
+        ("min.cleanable.dirty.ratio", "1.5"),
+        ("min.cleanable.dirty.ratio", "half"),
+    ] {
+        let (code, msg) = alter(&mut c, "plain", &[(key, 0, Some(bad))], false).await;
+        assert_eq!(code, 40, "{key}={bad}: {msg:?}");
     }
     broker.shutdown().await.unwrap();
 }
