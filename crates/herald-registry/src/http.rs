@@ -654,27 +654,13 @@ impl RegistryServer {
         let graceful = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         };
-        let task = match &config.tls {
-            None => tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(graceful)
-                    .await
-                {
-                    tracing::error!(error = %e, "schema registry server failed");
-                }
-            }),
-            Some(tls) => {
-                let listener = herald_security::TlsListener::new(listener, tls, "schema registry")?;
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(graceful)
-                        .await
-                    {
-                        tracing::error!(error = %e, "schema registry server failed");
-                    }
-                })
-            }
-        };
+        let task = herald_security::tls::spawn_http(
+            listener,
+            app,
+            config.tls.as_ref(),
+            graceful,
+            "schema registry",
+        )?;
         tracing::info!(%addr, tls = config.tls.is_some(), "schema registry listening");
         Ok(Self {
             addr,

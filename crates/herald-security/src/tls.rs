@@ -299,3 +299,33 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+/// Serves `app` on `tcp` until `stop` resolves (then gracefully: requests in flight
+/// finish), over TLS when `tls` is given: the one serving loop of both HTTP servers.
+/// `what` names the server in log lines.
+pub fn spawn_http(
+    tcp: TcpListener,
+    app: axum::Router,
+    tls: Option<&TlsServer>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    what: &'static str,
+) -> std::io::Result<JoinHandle<()>> {
+    Ok(match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(stop).await {
+                tracing::error!(server = what, error = %e, "HTTP server failed");
+            }
+        }),
+        Some(tls) => {
+            let listener = TlsListener::new(tcp, tls, what)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(server = what, error = %e, "HTTPS server failed");
+                }
+            })
+        }
+    })
+}

@@ -220,28 +220,14 @@ impl HttpServer {
         let graceful = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let task = match &config.tls {
-            None => tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(graceful)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            }),
-            Some(tls) => {
-                let listener = herald_security::TlsListener::new(listener, tls, "HTTP API")
-                    .map_err(bind_err)?;
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(graceful)
-                        .await
-                    {
-                        tracing::error!(error = %e, "HTTPS server failed");
-                    }
-                })
-            }
-        };
+        let task = herald_security::tls::spawn_http(
+            listener,
+            app,
+            config.tls.as_ref(),
+            graceful,
+            "HTTP API",
+        )
+        .map_err(bind_err)?;
         tracing::info!(%addr, tls = config.tls.is_some(), "HTTP API listening");
         Ok(Self {
             addr,
