@@ -8,6 +8,7 @@
 //! The crate depends on no other Herald crate, so the broker and the registry, which
 //! must not depend on each other, can both use it.
 
+pub mod acl;
 pub mod basic;
 mod browser;
 pub mod scram;

@@ -256,7 +256,7 @@ fn check_name(name: &str) -> Result<(), UserError> {
 
 /// Temporary file, fsync, rename over `path`, fsync of the directory; the file is
 /// readable by its owner only.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("the users file has a directory");
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
