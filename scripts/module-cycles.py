@@ -51,7 +51,11 @@ def strip(text: str) -> str:
 def paths_in(text: str):
     """Yields every path that starts with crate/super/self, with `use` groups expanded."""
     for m in re.finditer(r"\buse\s+([^;]+);", text):
-        yield from expand(re.sub(r"\s+", "", m.group(1)))
+        tree = re.sub(r"\s+", "", m.group(1))
+        # Only use-trees: prose that `strip` left over (a `//` inside a string starts a
+        # "comment" there) is not one.
+        if re.fullmatch(r"[\w:{},*]+", tree) and tree.count("{") == tree.count("}"):
+            yield from expand(tree)
     for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)+)", text):
         yield m.group(1)
 

@@ -254,7 +254,7 @@ impl Broker {
             &c.topics,
             topic,
             records,
-            acks,
+            acks == Acks::All,
         )
         .await?;
         let core = self.core.clone();

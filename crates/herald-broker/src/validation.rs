@@ -34,7 +34,6 @@ use herald_format::{
 };
 
 use crate::{
-    broker::Acks,
     error::ProduceError,
     partition::{AppendOutcome, Partition},
     topic_config,
@@ -118,7 +117,7 @@ pub(crate) async fn check_produce(
     topics: &TopicManager,
     topic: &str,
     batch: BytesMut,
-    acks: Acks,
+    acks_all: bool,
 ) -> Result<ProducedBatch, ProduceError> {
     let Some(t) = topics.get(topic) else {
         return Ok(ProducedBatch::Unchecked(batch));
@@ -134,7 +133,7 @@ pub(crate) async fn check_produce(
         )
     };
     // As Kafka's leader does before it appends: one replica is in sync, here always.
-    if acks == Acks::All && min_insync > IN_SYNC_REPLICAS {
+    if acks_all && min_insync > IN_SYNC_REPLICAS {
         return Err(ProduceError::NotEnoughReplicas {
             in_sync: IN_SYNC_REPLICAS,
             required: min_insync,
