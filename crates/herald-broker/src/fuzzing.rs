@@ -21,10 +21,12 @@ use kafka_protocol::{
     messages::{
         AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest,
         CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-        DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
-        HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-        LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-        OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+        DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+        FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+        ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+        ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+        SyncGroupRequest,
     },
     protocol::{Decodable, buf::ByteBuf},
 };
@@ -174,6 +176,9 @@ fn decode_body(api: ApiKey, version: i16, body: Bytes, guarded: bool) -> Body {
         ApiKey::ListGroups => body!(ListGroupsRequest),
         ApiKey::DescribeGroups => body!(DescribeGroupsRequest),
         ApiKey::DeleteGroups => body!(DeleteGroupsRequest),
+        ApiKey::DescribeCluster => body!(DescribeClusterRequest),
+        ApiKey::SaslHandshake => body!(SaslHandshakeRequest),
+        ApiKey::SaslAuthenticate => body!(SaslAuthenticateRequest),
         // Not dispatched: the broker closes the connection after the header.
         _ => Body::Invalid,
     }

@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, sync::Arc};
 use kafka_protocol::{
     ResponseError,
     messages::{
-        BrokerId, MetadataRequest, MetadataResponse, TopicName,
+        BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest,
+        MetadataResponse, TopicName,
+        describe_cluster_response::DescribeClusterBroker,
         metadata_response::{
             MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
         },
@@ -95,6 +97,11 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
         resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
     }
     resp.controller_id = BrokerId(broker.config().node_id);
+    // Asked for (v8–v10; librdkafka's describe_cluster asks here): with no authorizer,
+    // every cluster operation.
+    if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
     // v0 has no null topic list: an empty one means "all topics".
     let all = match &req.topics {
         None => true,
@@ -136,5 +143,45 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
         };
         resp.topics.push(entry);
     }
+    resp
+}
+
+/// The cluster operations DescribeCluster reports as authorized when asked: with no
+/// authorizer every one is (ALTER, ALTER_CONFIGS, CLUSTER_ACTION, CREATE, DESCRIBE,
+/// DESCRIBE_CONFIGS, IDEMPOTENT_WRITE), as a bit per Kafka operation code.
+const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+
+/// DescribeCluster v0–v1 (KIP-700): this broker, the cluster id, the controller (this
+/// node). v1's endpoint type 2 (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as a Kafka
+/// broker answers it.
+pub(crate) async fn describe_cluster(
+    ctx: Ctx<'_>,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let broker = ctx.broker;
+    let mut resp = DescribeClusterResponse::default();
+    if ctx.version >= 1 {
+        resp.endpoint_type = req.endpoint_type;
+        if req.endpoint_type != 1 {
+            resp.error_code = ResponseError::UnsupportedEndpointType.code();
+            resp.error_message = Some(StrBytes::from_static_str(
+                "this is a broker: ask it for endpoint type 1 (brokers)",
+            ));
+            return resp;
+        }
+    }
+    let (host, port) = broker.advertised_address();
+    let mut me = DescribeClusterBroker::default();
+    me.broker_id = BrokerId(broker.config().node_id);
+    me.host = StrBytes::from_string(host.to_string());
+    me.port = i32::from(port);
+    resp.brokers = vec![me];
+    resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
+    resp.controller_id = BrokerId(broker.config().node_id);
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        i32::MIN
+    };
     resp
 }

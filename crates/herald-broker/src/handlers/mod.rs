@@ -173,6 +173,7 @@ pub(crate) async fn start_frame(
     let response = match api {
         ApiKey::ApiVersions => ctx.run(body, api_versions::handle).await,
         ApiKey::Metadata => ctx.run(body, metadata::handle).await,
+        ApiKey::DescribeCluster => ctx.run(body, metadata::describe_cluster).await,
         ApiKey::Fetch => ctx.run(body, fetch::handle).await,
         ApiKey::ListOffsets => ctx.run(body, list_offsets::handle).await,
         ApiKey::CreateTopics => ctx.run(body, admin::create_topics).await,

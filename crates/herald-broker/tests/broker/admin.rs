@@ -970,3 +970,36 @@ async fn compaction_settings_are_accepted_on_every_topic() {
     }
     broker.shutdown().await.unwrap();
 }
+
+/// DescribeCluster (KIP-700), as admin clients and UIs ask for the cluster.
+#[tokio::test]
+async fn describe_cluster_names_this_broker_as_the_cluster_and_its_controller() {
+    use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    let meta = c.metadata(12, &[]).await;
+    for version in 0..=1 {
+        let mut req = DescribeClusterRequest::default();
+        req.include_cluster_authorized_operations = version == 1;
+        if version >= 1 {
+            req.endpoint_type = 1;
+        }
+        let resp: DescribeClusterResponse = c.call(version, req).await;
+        assert_eq!(resp.error_code, 0, "v{version}");
+        assert_eq!(Some(&resp.cluster_id), meta.cluster_id.as_ref());
+        assert_eq!(resp.controller_id, meta.controller_id);
+        assert_eq!(resp.brokers.len(), 1);
+        assert_eq!(resp.brokers[0].port, broker.kafka_addr().port() as i32);
+        if version == 1 {
+            assert_ne!(resp.cluster_authorized_operations & (1 << 8), 0, "DESCRIBE");
+        } else {
+            assert_eq!(resp.cluster_authorized_operations, i32::MIN, "not asked");
+        }
+    }
+    let mut req = DescribeClusterRequest::default();
+    req.endpoint_type = 2;
+    let resp: DescribeClusterResponse = c.call(1, req).await;
+    assert_eq!(resp.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+    broker.shutdown().await.unwrap();
+}

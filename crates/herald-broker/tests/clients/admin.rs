@@ -20,6 +20,15 @@ fn confluent_kafka_legacy_alter_configs_replaces_overrides() {
         result["max.message.bytes"], "1048588",
         "back to the default: {result}"
     );
+    assert_eq!(result["cluster"]["nodes"], 1, "{result}");
+    assert_eq!(result["cluster"]["controller"], 1, "{result}");
+    assert!(
+        !result["cluster"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_eq!(result["cluster"]["describe_allowed"], true, "{result}");
     let refused = result["refused"].as_str().unwrap_or_default();
     assert!(
         refused.contains("no.such.config"),

@@ -7,9 +7,10 @@ retention.ms and max.message.bytes; `describe_configs` must then show both as to
 overrides; a second `alter_configs` naming only retention.ms returns max.message.bytes to
 its default; one naming an unknown key must fail and change nothing. Then
 message.timestamp.type=LogAppendTime: a record produced with timestamp 1000 must be
-consumed with the broker's append time and type LOG_APPEND_TIME. Prints
-{"retention.ms": ..., "max.message.bytes": ..., "refused": "...", "timestamp": [type, ms]}
-with the final values.
+consumed with the broker's append time and type LOG_APPEND_TIME. Last, describe_cluster
+(DescribeCluster). Prints {"retention.ms": ..., "max.message.bytes": ..., "refused":
+"...", "timestamp": [type, ms], "cluster": {"id", "nodes", "controller",
+"describe_allowed"}} with the final values.
 """
 
 import argparse
@@ -84,12 +85,19 @@ def main():
     if msg is None or msg.error() is not None:
         die(f"no record consumed: {msg and msg.error()}")
     got["timestamp"] = list(msg.timestamp())
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(timeout=15)
     emit(
         {
             "retention.ms": got["retention.ms"][0],
             "max.message.bytes": got["max.message.bytes"][0],
             "refused": refused,
             "timestamp": got["timestamp"],
+            "cluster": {
+                "id": cluster.cluster_id,
+                "nodes": len(cluster.nodes),
+                "controller": cluster.controller.id,
+                "describe_allowed": any(op.name == "DESCRIBE" for op in cluster.authorized_operations or []),
+            },
         }
     )
 
