@@ -18,6 +18,9 @@ pub mod codes {
     pub const OFFSET_OUT_OF_RANGE: u32 = 40004;
     /// A record is refused (too large, bad encoding).
     pub const INVALID_RECORD: u32 = 40005;
+    /// An ACL or user request this broker cannot take: a bad name, a bad ACL, or ACLs
+    /// while authorization is off.
+    pub const INVALID_SECURITY: u32 = 40006;
     /// No topic of that name.
     pub const UNKNOWN_TOPIC: u32 = 40401;
     /// The topic has no partition of that index.
@@ -34,6 +37,8 @@ pub mod codes {
     pub const UNAUTHORIZED: u32 = 40101;
     /// The browser guard refused the request's `Host` or `Origin` (docs/security.md).
     pub const REFUSED_ORIGIN: u32 = 40301;
+    /// The ACLs do not allow the caller this operation (docs/security.md).
+    pub const NOT_AUTHORIZED: u32 = 40302;
     /// A topic of that name exists.
     pub const TOPIC_EXISTS: u32 = 40901;
     /// The body is larger than the configured limit.

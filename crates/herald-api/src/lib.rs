@@ -8,6 +8,7 @@
 pub mod error;
 pub mod groups;
 pub mod records;
+pub mod security;
 pub mod topics;
 
 pub use error::{ErrorBody, codes};

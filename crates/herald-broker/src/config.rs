@@ -41,6 +41,15 @@ pub struct BrokerConfig {
     /// every connection authenticates before anything but ApiVersions. Set by the binary.
     #[serde(skip)]
     pub sasl: Option<crate::SaslConfig>,
+    /// Kafka's ACLs, checked on every request ([`herald_security::Authorizer`]); `None`
+    /// allows everything, as a Kafka broker without `authorizer.class.name`. The binary
+    /// turns it on with any authenticated listener.
+    #[serde(skip)]
+    pub authorizer: Option<herald_security::Authorizer>,
+    /// The users AlterUserScramCredentials and DescribeUserScramCredentials manage (the
+    /// same store SASL checks). `None`: the data directory's, opened per request.
+    #[serde(skip)]
+    pub users: Option<herald_security::UserStore>,
     /// Host name clients are told to connect to (Metadata). `None`: the listen IP, or
     /// `127.0.0.1` when listening on an unspecified address.
     pub advertised_host: Option<String>,
@@ -90,6 +99,8 @@ impl Default for BrokerConfig {
             kafka_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             tls: None,
             sasl: None,
+            authorizer: None,
+            users: None,
             advertised_host: None,
             advertised_port: None,
             auto_create_topics: true,

@@ -168,6 +168,14 @@ pub enum ProduceError {
     /// A record's timestamp is outside the topic's KIP-937 bounds.
     #[error("{0}")]
     InvalidTimestamp(String),
+    /// The principal may not WRITE to the topic (its ACLs); nothing was written.
+    #[error("{principal} is not allowed to WRITE to topic {topic:?} (its ACLs)")]
+    TopicAuthorizationFailed {
+        /// The topic asked for.
+        topic: String,
+        /// Who asked.
+        principal: String,
+    },
     /// acks=all to a topic whose `min.insync.replicas` exceeds the replicas in sync.
     #[error(
         "min.insync.replicas is {required} but {in_sync} replica is in sync (Herald keeps one \
@@ -215,6 +223,9 @@ impl ProduceError {
             ProduceError::Storage(_) => ResponseError::KafkaStorageError.code(),
             ProduceError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
             ProduceError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            ProduceError::TopicAuthorizationFailed { .. } => {
+                ResponseError::TopicAuthorizationFailed.code()
+            }
             // Confluent's broker-side validation answers INVALID_RECORD (87).
             ProduceError::SchemaValidation(_) => ResponseError::InvalidRecord.code(),
         }

@@ -19,14 +19,15 @@ use bytes::{Buf, Bytes, TryGetError};
 use herald_format::{batch, records::decode_batch};
 use kafka_protocol::{
     messages::{
-        AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest,
-        CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-        DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-        FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-        ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
-        ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
-        SyncGroupRequest,
+        AlterConfigsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
+        CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+        DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
+        DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+        DescribeUserScramCredentialsRequest, FetchRequest, FindCoordinatorRequest,
+        HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+        LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+        OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+        SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
     },
     protocol::{Decodable, buf::ByteBuf},
 };
@@ -179,6 +180,11 @@ fn decode_body(api: ApiKey, version: i16, body: Bytes, guarded: bool) -> Body {
         ApiKey::DescribeCluster => body!(DescribeClusterRequest),
         ApiKey::SaslHandshake => body!(SaslHandshakeRequest),
         ApiKey::SaslAuthenticate => body!(SaslAuthenticateRequest),
+        ApiKey::CreateAcls => body!(CreateAclsRequest),
+        ApiKey::DescribeAcls => body!(DescribeAclsRequest),
+        ApiKey::DeleteAcls => body!(DeleteAclsRequest),
+        ApiKey::DescribeUserScramCredentials => body!(DescribeUserScramCredentialsRequest),
+        ApiKey::AlterUserScramCredentials => body!(AlterUserScramCredentialsRequest),
         // Not dispatched: the broker closes the connection after the header.
         _ => Body::Invalid,
     }

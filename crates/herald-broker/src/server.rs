@@ -147,7 +147,8 @@ async fn accept_loop(listener: TcpListener, broker: Broker, mut shutdown: watch:
                     match broker.config().tls.as_ref().map(|t| t.acceptor()) {
                         None => {
                             let (reader, writer) = stream.into_split();
-                            connections.spawn(serve_connection(reader, writer, peer, broker));
+                            let anonymous = herald_security::ANONYMOUS.to_string();
+                            connections.spawn(serve_connection(reader, writer, peer, broker, anonymous));
                         }
                         // The handshake runs in the connection's task, never in this loop.
                         Some(acceptor) => {
@@ -210,8 +211,12 @@ async fn serve_tls_connection(
 ) {
     match tls::handshake(&acceptor, stream).await {
         Ok(stream) => {
+            // With client certificates (mutual TLS) the subject is the principal, unless
+            // SASL on this listener authenticates someone.
+            let principal = tls::client_principal(&stream)
+                .unwrap_or_else(|| herald_security::ANONYMOUS.to_string());
             let (reader, writer) = tokio::io::split(stream);
-            serve_connection(reader, writer, peer, broker).await;
+            serve_connection(reader, writer, peer, broker, principal).await;
         }
         Err(HandshakeError::NotTls) => crate::telemetry::wrong_listener(
             peer,
@@ -230,8 +235,13 @@ async fn serve_tls_connection(
 /// next request is read and started while the produce waits for its fsync, so that one
 /// producer's in-flight requests share a group commit. Any other request first waits for
 /// the produces before it to be answered.
-async fn serve_connection<R, W>(reader: R, mut writer: W, peer: SocketAddr, broker: Broker)
-where
+async fn serve_connection<R, W>(
+    reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    broker: Broker,
+    mut principal: String,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
@@ -274,8 +284,9 @@ where
                         match session.before_auth(config, peer, frame) {
                             BeforeAuth::Serve(frame) => frame,
                             BeforeAuth::Answer(response) => {
-                                if let Some(principal) = session.principal() {
-                                    tracing::debug!(%peer, %principal, "connection authenticated");
+                                if let Some(user) = session.principal() {
+                                    tracing::debug!(%peer, principal = %user, "connection authenticated");
+                                    principal = user;
                                 }
                                 if !send(&mut writer, peer, Ok(Some(response))).await {
                                     return;
@@ -308,7 +319,7 @@ where
                         }
                     }
                 }
-                match handlers::start_frame(&broker, peer, frame).await {
+                match handlers::start_frame(&broker, peer, &principal, frame).await {
                     Ok(Handled::Ready(response)) => {
                         if !send(&mut writer, peer, Ok(response)).await {
                             return;

@@ -446,6 +446,48 @@ impl GroupLag<'_> {
     }
 }
 
+/// An HTTP request was denied by the ACLs: `herald_authorization_denied_total{api="HTTP"}`.
+pub(crate) fn http_authorization_denied(
+    principal: &str,
+    operation: herald_security::Operation,
+    resource_type: herald_security::ResourceType,
+    resource: &str,
+) {
+    counter!("herald_authorization_denied_total", "api" => "HTTP", "resource_type" => resource_kind(resource_type))
+        .increment(1);
+    tracing::info!(%principal, %operation, resource_type = resource_kind(resource_type), %resource, api = "HTTP", "authorization denied");
+}
+
+fn resource_kind(resource_type: herald_security::ResourceType) -> &'static str {
+    match resource_type {
+        herald_security::ResourceType::Topic => "topic",
+        herald_security::ResourceType::Group => "group",
+        herald_security::ResourceType::Cluster => "cluster",
+        herald_security::ResourceType::TransactionalId => "transactional_id",
+    }
+}
+
+/// A request was denied by the ACLs: `herald_authorization_denied_total{api, resource_type}`
+/// and one INFO line naming who, what and which resource (never a secret), as Kafka's
+/// authorizer logger does.
+pub(crate) fn authorization_denied(
+    api: ApiKey,
+    principal: &str,
+    peer: std::net::IpAddr,
+    operation: herald_security::Operation,
+    resource_type: herald_security::ResourceType,
+    resource: &str,
+) {
+    let kind = resource_kind(resource_type);
+    let api = format!("{api:?}");
+    counter!("herald_authorization_denied_total", "api" => api.clone(), "resource_type" => kind)
+        .increment(1);
+    tracing::info!(
+        %principal, host = %peer, %operation, resource_type = kind, %resource, %api,
+        "authorization denied"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use herald_format::records::{BatchBuilder, Compression};

@@ -6,6 +6,7 @@
 //! configuration error. Every error message says what to do next.
 #![deny(missing_docs)]
 
+mod acls;
 mod client;
 mod commands;
 mod dlq;
@@ -79,11 +80,17 @@ enum Command {
         #[command(subcommand)]
         command: commands::SchemasCommand,
     },
-    /// Manage the SCRAM users of a data directory (with herald serve stopped), for a
-    /// SASL_PLAINTEXT:// or SASL_SSL:// Kafka listener.
+    /// Manage the SCRAM users (SASL, HTTP Basic): of a stopped broker's data directory
+    /// with --data-dir, else of the running broker at --server.
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Manage Kafka ACLs on the running broker at --server (authorization is on whenever
+    /// a listener authenticates; docs/security.md).
+    Acls {
+        #[command(subcommand)]
+        command: acls::AclsCommand,
     },
     /// Run the reference shop (crates/herald-shop) in this process with no external service:
     /// place orders, inject failures, print a summary (`herald demo --help`).
@@ -127,7 +134,8 @@ fn main() -> ExitCode {
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Schemas { registry, command } => commands::schemas(registry, command).await,
             Command::Demo(args) => commands::demo(args).await,
-            Command::Users { command } => users::users(command),
+            Command::Users { command } => users::users(command).await,
+            Command::Acls { command } => acls::acls(command).await,
             Command::Sagas { source, command } => commands::sagas(source, command).await,
         }
     });

@@ -1,7 +1,10 @@
-//! `herald users`: the SCRAM users of a data directory, for a `SASL_PLAINTEXT://` or
-//! `SASL_SSL://` Kafka listener. Works on the data directory with `herald serve`
-//! stopped (it takes the directory's lock), as Kafka's storage tool bootstraps the
-//! first users; passwords come from standard input only, never from the command line.
+//! `herald users`: the SCRAM users of a broker, for a `SASL_PLAINTEXT://` or
+//! `SASL_SSL://` Kafka listener and HTTP Basic authentication. With `--data-dir` it works
+//! on the data directory of a stopped `herald serve` (it takes the directory's lock), as
+//! Kafka's storage tool bootstraps the first users; without, on the running broker at
+//! `--server` (`/api/v1/users`, which needs ALTER on the cluster, as Kafka's
+//! AlterUserScramCredentials). Passwords come from standard input only, never from the
+//! command line.
 
 use std::{
     io::BufRead,
@@ -11,19 +14,20 @@ use std::{
 use clap::{Args, Subcommand, ValueEnum};
 use herald_security::{ScramHash, UserStore, scram::DEFAULT_ITERATIONS};
 
-use crate::{client::Output, error::CliError, output};
+use crate::{
+    client::{Client, ClientArgs, Output},
+    error::CliError,
+    output,
+};
 
-/// The data directory a users command works on.
+/// Where a users command works: a stopped broker's data directory, or a running broker.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DataDirArg {
-    /// Data directory of the broker (stop `herald serve` first)
-    #[arg(
-        long,
-        env = "HERALD_DATA_DIR",
-        default_value = "./herald-data",
-        value_name = "DIR"
-    )]
-    data_dir: PathBuf,
+    /// Data directory of a stopped broker; without it, the running broker at --server
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 /// A SCRAM mechanism on the command line.
@@ -67,9 +71,6 @@ pub(crate) enum UsersCommand {
     List {
         #[command(flatten)]
         dir: DataDirArg,
-        /// Output format
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
     /// Remove a user (or one of its mechanisms)
     Remove {
@@ -90,7 +91,42 @@ fn open(dir: &Path) -> Result<(std::fs::File, UserStore), CliError> {
 }
 
 /// Runs a `herald users` command.
-pub(crate) fn users(command: UsersCommand) -> Result<(), CliError> {
+pub(crate) async fn users(command: UsersCommand) -> Result<(), CliError> {
+    let data_dir = match &command {
+        UsersCommand::Add { dir, .. }
+        | UsersCommand::List { dir }
+        | UsersCommand::Remove { dir, .. } => dir.data_dir.clone(),
+    };
+    match data_dir {
+        Some(data_dir) => offline(command, &data_dir),
+        None => online(command).await,
+    }
+}
+
+/// Prints users as a table or JSON.
+fn print_users(out: Output, users: &[herald_api::security::UserInfo]) -> Result<(), CliError> {
+    match out {
+        Output::Json => output::json(&users),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let m: Vec<String> = u
+                        .mechanisms
+                        .iter()
+                        .map(|m| format!("{} ({})", m.mechanism, m.iterations))
+                        .collect();
+                    vec![u.name.clone(), m.join(", ")]
+                })
+                .collect();
+            output::table(&["USER", "MECHANISMS (ITERATIONS)"], &rows);
+            Ok(())
+        }
+    }
+}
+
+/// `herald users` against the running broker at `--server`.
+async fn online(command: UsersCommand) -> Result<(), CliError> {
     match command {
         UsersCommand::Add {
             name,
@@ -99,7 +135,67 @@ pub(crate) fn users(command: UsersCommand) -> Result<(), CliError> {
             mechanisms,
             iterations,
         } => {
-            let (_lock, store) = open(&dir.data_dir)?;
+            let client = Client::new(&dir.client)?;
+            let password = read_password()?;
+            let mechanisms: Vec<&str> = mechanisms.iter().map(|m| m.hash().mechanism()).collect();
+            let body = serde_json::json!({
+                "password": password,
+                "mechanisms": if mechanisms.is_empty() { None } else { Some(mechanisms) },
+                "iterations": iterations,
+            });
+            client
+                .send::<()>(
+                    reqwest::Method::PUT,
+                    client.url(&["users", &name]),
+                    Some(&body),
+                    std::time::Duration::from_secs(30),
+                )
+                .await?;
+            eprintln!("user {name:?} stored; it can authenticate now");
+            Ok(())
+        }
+        UsersCommand::List { dir } => {
+            let client = Client::new(&dir.client)?;
+            let list: herald_api::security::UserList = client.get(&["users"]).await?;
+            print_users(dir.client.output, &list.users)
+        }
+        UsersCommand::Remove {
+            name,
+            dir,
+            mechanism,
+        } => {
+            if mechanism.is_some() {
+                return Err(CliError::usage(
+                    "--mechanism removes one credential with --data-dir only; on a running \
+                     broker `herald users remove NAME` removes the user",
+                ));
+            }
+            let client = Client::new(&dir.client)?;
+            client
+                .send::<()>(
+                    reqwest::Method::DELETE,
+                    client.url(&["users", &name]),
+                    None,
+                    std::time::Duration::from_secs(30),
+                )
+                .await?;
+            eprintln!("user {name:?} removed");
+            Ok(())
+        }
+    }
+}
+
+/// `herald users --data-dir DIR`, with the broker stopped.
+fn offline(command: UsersCommand, data_dir: &Path) -> Result<(), CliError> {
+    match command {
+        UsersCommand::Add {
+            name,
+            dir: _,
+            password_stdin: _,
+            mechanisms,
+            iterations,
+        } => {
+            let (_lock, store) = open(data_dir)?;
             let password = read_password()?;
             let hashes: Vec<ScramHash> = if mechanisms.is_empty() {
                 ScramHash::ALL.to_vec()
@@ -117,46 +213,31 @@ pub(crate) fn users(command: UsersCommand) -> Result<(), CliError> {
             );
             Ok(())
         }
-        UsersCommand::List { dir, output } => {
-            let (_lock, store) = open(&dir.data_dir)?;
-            let users = store.list();
-            match output {
-                Output::Json => output::json(
-                    &users
-                        .iter()
-                        .map(|u| {
-                            serde_json::json!({
-                                "name": u.name,
-                                "mechanisms": u.mechanisms.iter().map(|(h, i)| serde_json::json!({
-                                    "mechanism": h.mechanism(), "iterations": i
-                                })).collect::<Vec<_>>(),
-                            })
+        UsersCommand::List { dir } => {
+            let (_lock, store) = open(data_dir)?;
+            let users: Vec<herald_api::security::UserInfo> = store
+                .list()
+                .into_iter()
+                .map(|u| herald_api::security::UserInfo {
+                    name: u.name,
+                    mechanisms: u
+                        .mechanisms
+                        .into_iter()
+                        .map(|(h, iterations)| herald_api::security::UserMechanism {
+                            mechanism: h.mechanism().to_owned(),
+                            iterations,
                         })
-                        .collect::<Vec<_>>(),
-                ),
-                Output::Table => {
-                    let rows: Vec<Vec<String>> = users
-                        .iter()
-                        .map(|u| {
-                            let m: Vec<String> = u
-                                .mechanisms
-                                .iter()
-                                .map(|(h, i)| format!("{} ({i})", h.mechanism()))
-                                .collect();
-                            vec![u.name.clone(), m.join(", ")]
-                        })
-                        .collect();
-                    output::table(&["USER", "MECHANISMS (ITERATIONS)"], &rows);
-                    Ok(())
-                }
-            }
+                        .collect(),
+                })
+                .collect();
+            print_users(dir.client.output, &users)
         }
         UsersCommand::Remove {
             name,
-            dir,
+            dir: _,
             mechanism,
         } => {
-            let (_lock, store) = open(&dir.data_dir)?;
+            let (_lock, store) = open(data_dir)?;
             if store
                 .remove(&name, mechanism.map(MechanismArg::hash))
                 .map_err(|e| CliError::runtime(e.to_string()))?

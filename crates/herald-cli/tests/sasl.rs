@@ -47,6 +47,10 @@ fn serve(dir: &Path, kafka: &str, tls: Option<&TestCa>) -> HeraldServe {
             "127.0.0.1:0",
             "--registry-listen",
             "127.0.0.1:0",
+            // Authorization is on with SASL; these tests are about authentication
+            // (tests/acls.rs is about ACLs).
+            "--super-users",
+            "alice;bob;svc",
         ]);
     if let Some(ca) = tls {
         let server = ca.server("server");
@@ -302,6 +306,9 @@ fn http_basic_authentication_guards_the_api_and_the_registry() {
         .arg("--data-dir")
         .arg(&data)
         .args(herald_test_support::PORT_0)
+        // Authentication turns authorization on; ops may do everything (tests/acls.rs
+        // covers the ACLs).
+        .args(["--super-users", "ops"])
         .env("HERALD_HTTP_AUTH", "basic");
     let serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
 

@@ -39,7 +39,10 @@ fn serve_tls(dir: &Path, ca: &TestCa, client_ca: bool) -> HeraldServe {
         .arg("--tls-key")
         .arg(&server.key);
     if client_ca {
-        cmd.arg("--tls-client-ca").arg(&ca.ca);
+        // Client certificates turn authorization on; alice's subject is a super user.
+        cmd.arg("--tls-client-ca")
+            .arg(&ca.ca)
+            .args(["--super-users", "User:CN=alice"]);
     }
     HeraldServe::spawn(cmd, &dir.join("serve.log"))
 }
@@ -196,6 +199,29 @@ fn client_certificates_are_required_with_a_client_ca() {
         ],
     );
     assert!(refused.is_err(), "no client certificate: {refused:?}");
+    // Another valid certificate authenticates, but its subject is the principal, and
+    // no ACL lets CN=mallory write.
+    let mallory = ca.client("mallory", "mallory");
+    let denied = client(
+        &py,
+        &[
+            "round-trip",
+            "--bootstrap",
+            &serve.kafka,
+            "--ca",
+            ca_file,
+            "--topic",
+            "mtls",
+            "--cert",
+            mallory.cert.to_str().unwrap(),
+            "--key",
+            mallory.key.to_str().unwrap(),
+        ],
+    )
+    .unwrap_err();
+    assert!(denied.contains("AUTHORIZATION_FAILED"), "{denied}");
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("User:CN=mallory"), "{log}");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
     http::{HeaderValue, StatusCode, header},
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
+    authz::Caller,
     error::{RegistryError, codes},
     registry::{Registry, StoredSchema, VersionSpec},
     types::{CompatibilityLevel, Mode, SchemaRequest, SchemaType, SubjectVersion},
@@ -217,9 +218,16 @@ async fn contexts() -> ApiResult {
     ok(["."])
 }
 
-async fn list_schemas(State(r): State<Registry>, Query(p): Params) -> ApiResult {
+async fn list_schemas(
+    State(r): State<Registry>,
+    caller: Option<Extension<Caller>>,
+    Query(p): Params,
+) -> ApiResult {
     let prefix = p.get("subjectPrefix").map(String::as_str);
-    let list = r.all_versions(prefix, flag(&p, "deleted"), flag(&p, "latestOnly"));
+    let mut list = r.all_versions(prefix, flag(&p, "deleted"), flag(&p, "latestOnly"));
+    if let Some(Extension(caller)) = caller {
+        list.retain(|sv| caller.sees(&sv.subject));
+    }
     let format = p.get("format").map(String::as_str);
     let out: Result<Vec<Value>, HttpError> = list
         .into_iter()
@@ -286,11 +294,19 @@ async fn id_versions(
     ok(r.id_versions(schema_id(&id)?, flag(&p, "deleted"))?)
 }
 
-async fn list_subjects(State(r): State<Registry>, Query(p): Params) -> ApiResult {
-    ok(r.subjects(
+async fn list_subjects(
+    State(r): State<Registry>,
+    caller: Option<Extension<Caller>>,
+    Query(p): Params,
+) -> ApiResult {
+    let mut subjects = r.subjects(
         p.get("subjectPrefix").map(String::as_str),
         flag(&p, "deleted"),
-    ))
+    );
+    if let Some(Extension(caller)) = caller {
+        subjects.retain(|s| caller.sees(s));
+    }
+    ok(subjects)
 }
 
 async fn lookup(
@@ -507,6 +523,11 @@ async fn method_not_allowed() -> Response {
     )
 }
 
+/// 403 with Confluent's 40301, as its ACL authorizer answers a denied request.
+pub(crate) fn forbidden(message: String) -> Response {
+    error_reply(403, codes::FORBIDDEN, message)
+}
+
 /// The refusal of the browser guard in the registry's error format.
 fn refused(r: herald_security::Rejection) -> Response {
     let code = match r.status {
@@ -518,14 +539,20 @@ fn refused(r: herald_security::Rejection) -> Response {
 }
 
 /// The REST API as an axum router, with a body limit of `max_body_bytes`, behind the
-/// browser guard allowing `allowed_hosts` (beyond IP literals and `localhost`) and, with
-/// `basic_auth`, HTTP Basic authentication against those users.
+/// browser guard allowing `allowed_hosts` (beyond IP literals and `localhost`), with
+/// `basic_auth` HTTP Basic authentication against those users, and with `authorizer`
+/// each request checked against Kafka's ACLs ([`crate::authz`]).
 pub fn router(
     registry: Registry,
     max_body_bytes: usize,
     allowed_hosts: &[String],
     basic_auth: Option<&herald_security::UserStore>,
+    authorizer: Option<&herald_security::Authorizer>,
 ) -> Router {
+    let checked = authorizer.map(|a| crate::authz::Authorization {
+        registry: registry.clone(),
+        authorizer: a.clone(),
+    });
     let guard = herald_security::BrowserGuard::new(
         herald_security::HostAllowlist::with_names(allowed_hosts),
         refused,
@@ -587,6 +614,14 @@ pub fn router(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(registry);
+    // Inside authentication, which names the user.
+    let routes = match checked {
+        None => routes,
+        Some(settings) => routes.route_layer(axum::middleware::from_fn_with_state(
+            settings,
+            crate::authz::authorize,
+        )),
+    };
     let routes = match basic_auth {
         None => routes,
         Some(users) => herald_security::BasicAuth::new(
@@ -616,6 +651,8 @@ pub struct RegistryHttpConfig {
     /// HTTP Basic authentication against these users (every endpoint); `None` asks for
     /// none.
     pub basic_auth: Option<herald_security::UserStore>,
+    /// Kafka's ACLs, checked on every request ([`crate::authz`]); `None` allows all.
+    pub authorizer: Option<herald_security::Authorizer>,
 }
 
 impl RegistryHttpConfig {
@@ -627,6 +664,7 @@ impl RegistryHttpConfig {
             allowed_hosts: Vec::new(),
             tls: None,
             basic_auth: None,
+            authorizer: None,
         }
     }
 }
@@ -650,6 +688,7 @@ impl RegistryServer {
             config.max_body_bytes,
             &config.allowed_hosts,
             config.basic_auth.as_ref(),
+            config.authorizer.as_ref(),
         );
         let graceful = async move {
             let _ = stop_rx.wait_for(|s| *s).await;

@@ -41,6 +41,7 @@
 //! format and the broker-side validation.
 #![deny(missing_docs)]
 
+pub mod authz;
 pub mod error;
 pub mod http;
 pub mod registry;

@@ -162,6 +162,25 @@ impl Operation {
     }
 }
 
+impl std::fmt::Display for Operation {
+    /// Kafka's name: `READ`, `DESCRIBE_CONFIGS`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::All => "ALL",
+            Operation::Read => "READ",
+            Operation::Write => "WRITE",
+            Operation::Create => "CREATE",
+            Operation::Delete => "DELETE",
+            Operation::Alter => "ALTER",
+            Operation::Describe => "DESCRIBE",
+            Operation::ClusterAction => "CLUSTER_ACTION",
+            Operation::DescribeConfigs => "DESCRIBE_CONFIGS",
+            Operation::AlterConfigs => "ALTER_CONFIGS",
+            Operation::IdempotentWrite => "IDEMPOTENT_WRITE",
+        })
+    }
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -262,6 +281,9 @@ impl AclBinding {
 
 /// The name of the one cluster resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// The principal of a connection that did not authenticate (Kafka's `User:ANONYMOUS`).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// A filter of DescribeAcls and DeleteAcls: each `None` matches anything. A name filter
 /// with pattern `Match` (Kafka's MATCH) selects the bindings that would apply to that
@@ -384,6 +406,44 @@ impl Authorizer {
         })
     }
 
+    /// Whether `principal` may do `operation` to some resource of `resource_type`
+    /// (Kafka's `authorizeByResourceType`, KIP-679: an idempotent producer needs WRITE on
+    /// any topic): yes when an ALLOW of it applies to the principal and no DENY of it
+    /// for every resource of the type (`*` or an empty prefix) does.
+    pub fn authorize_any(
+        &self,
+        principal: &str,
+        host: Option<IpAddr>,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self.super_users.contains(principal) {
+            return true;
+        }
+        let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
+        let applicable = || {
+            acls.iter()
+                .filter(|b| b.resource_type == resource_type && b.covers_principal(principal, host))
+        };
+        let denied_everywhere = applicable().any(|b| {
+            b.permission == Permission::Deny
+                && (b.operation == Operation::All || b.operation == operation)
+                && b.pattern_type == PatternType::Literal
+                && b.resource_name == "*"
+        });
+        !denied_everywhere
+            && applicable().any(|b| {
+                b.permission == Permission::Allow
+                    && (b.operation == Operation::All
+                        || operation.allowed_by().contains(&b.operation))
+            })
+    }
+
+    /// Whether `principal` is a super user.
+    pub fn is_super_user(&self, principal: &str) -> bool {
+        self.super_users.contains(principal)
+    }
+
     /// Stores `bindings` (already-present ones are kept once); all or nothing.
     pub fn create(&self, bindings: &[AclBinding]) -> Result<(), AclError> {
         for b in bindings {
@@ -497,6 +557,33 @@ mod tests {
             may("User:admin", Delete, Topic, "payments-secret"),
             "super user"
         );
+    }
+
+    #[test]
+    fn authorize_any_is_kip_679s_write_on_some_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Authorizer::open(dir.path(), []).unwrap();
+        auth.create(&[
+            acl(Topic, "logs-", Prefixed, "User:a", Write, Allow),
+            acl(Topic, "*", Literal, "User:b", Write, Allow),
+            acl(Topic, "*", Literal, "User:b", Write, Deny),
+            acl(Topic, "t", Literal, "User:c", Read, Allow),
+        ])
+        .unwrap();
+        assert!(auth.authorize_any("User:a", None, Write, Topic));
+        assert!(
+            !auth.authorize_any("User:b", None, Write, Topic),
+            "denied everywhere"
+        );
+        assert!(
+            !auth.authorize_any("User:c", None, Write, Topic),
+            "READ is not WRITE"
+        );
+        assert!(
+            auth.authorize_any("User:c", None, Describe, Topic),
+            "READ implies DESCRIBE"
+        );
+        assert!(!auth.authorize_any("User:a", None, Write, Group));
     }
 
     #[test]

@@ -50,7 +50,7 @@ struct Inner {
     open: Vec<&'static str>,
     respond: RejectionResponder,
     cache_key: hmac::Key,
-    cache: Mutex<HashMap<Vec<u8>, (String, Instant)>>,
+    cache: Mutex<HashMap<Vec<u8>, (String, Instant, u64)>>,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -100,10 +100,14 @@ impl BasicAuth {
             .as_ref()
             .to_vec();
         let now = Instant::now();
+        // A change to any user (a new password, a removal) empties the cache's meaning.
+        let generation = self.inner.users.generation();
         {
             let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
             match cache.get(&tag) {
-                Some((name, at)) if now.duration_since(*at) < CACHE_TTL => {
+                Some((name, at, seen))
+                    if now.duration_since(*at) < CACHE_TTL && *seen == generation =>
+                {
                     return Some(name.clone());
                 }
                 Some(_) => {
@@ -121,9 +125,9 @@ impl BasicAuth {
         }
         let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
-            cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
+            cache.retain(|_, (_, at, _)| now.duration_since(*at) < CACHE_TTL);
         }
-        cache.insert(tag, (user.to_owned(), now));
+        cache.insert(tag, (user.to_owned(), now, generation));
         Some(user.to_owned())
     }
 }

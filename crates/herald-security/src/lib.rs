@@ -15,6 +15,10 @@ pub mod scram;
 pub mod tls;
 pub mod users;
 
+pub use acl::{
+    ANONYMOUS, AclBinding, AclError, AclFilter, Authorizer, CLUSTER_NAME, Operation, PatternType,
+    Permission, ResourceType,
+};
 pub use basic::{BasicAuth, Principal};
 pub use browser::{BrowserGuard, HostAllowlist, Rejection, RejectionResponder};
 pub use scram::{Mechanism, ScramHash};

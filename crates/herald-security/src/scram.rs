@@ -12,6 +12,8 @@ use subtle::ConstantTimeEq;
 pub const DEFAULT_ITERATIONS: u32 = 8192;
 /// Fewest iterations accepted (Kafka's and RFC 7677's minimum).
 pub const MIN_ITERATIONS: u32 = 4096;
+/// Most iterations accepted (Kafka's maximum: more makes every login slow).
+pub const MAX_ITERATIONS: u32 = 16384;
 
 /// A SCRAM hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +42,20 @@ impl ScramHash {
             ScramHash::Sha256 => 1,
             ScramHash::Sha512 => 2,
         }
+    }
+
+    /// The hash of Kafka's numeric mechanism.
+    pub fn from_kafka_code(code: i8) -> Option<Self> {
+        match code {
+            1 => Some(ScramHash::Sha256),
+            2 => Some(ScramHash::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Length of the hash's output, which is also a salted password's length.
+    pub fn output_len(self) -> usize {
+        self.len()
     }
 
     /// The hash of a mechanism name.

@@ -219,6 +219,75 @@ pub async fn handshake(
         .unwrap_or(Err(HandshakeError::TimedOut))
 }
 
+/// The principal of a connection's client certificate, as Kafka's default principal
+/// builder makes it: `User:` and the certificate's subject in RFC 2253 form (most
+/// specific first: `User:CN=alice,OU=payments,O=Acme`). `None` without a client
+/// certificate.
+pub fn client_principal(stream: &TlsStream<TcpStream>) -> Option<String> {
+    let (_, connection) = stream.get_ref();
+    let der = connection.peer_certificates()?.first()?;
+    certificate_principal(der.as_ref())
+}
+
+/// [`client_principal`] of one DER certificate.
+pub fn certificate_principal(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject: Vec<_> = cert.subject().iter().collect();
+    let rdns: Vec<String> = subject
+        .into_iter()
+        .rev()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.attr_type().to_id_string();
+                    let key = match oid.as_str() {
+                        "2.5.4.3" => "CN",
+                        "2.5.4.6" => "C",
+                        "2.5.4.7" => "L",
+                        "2.5.4.8" => "ST",
+                        "2.5.4.9" => "STREET",
+                        "2.5.4.10" => "O",
+                        "2.5.4.11" => "OU",
+                        "0.9.2342.19200300.100.1.25" => "DC",
+                        "0.9.2342.19200300.100.1.1" => "UID",
+                        other => other,
+                    };
+                    let value = atv.as_str().map_or_else(
+                        |_| {
+                            let hex: String = atv
+                                .attr_value()
+                                .data
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect();
+                            format!("#{hex}")
+                        },
+                        escape_rfc2253,
+                    );
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    (!rdns.is_empty()).then(|| format!("User:{}", rdns.join(",")))
+}
+
+/// RFC 2253 section 2.4: `,+"\<>;` escaped, and a leading `#` or space and a trailing
+/// space.
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let edge = (i == 0 && (c == '#' || c == ' ')) || (i == last && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Why a TLS handshake did not complete.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -7,7 +7,10 @@ use std::{
     fs,
     io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
@@ -65,6 +68,8 @@ pub struct UserSummary {
 pub struct UserStore {
     path: PathBuf,
     users: Arc<RwLock<BTreeMap<String, BTreeMap<ScramHash, ScramCredential>>>>,
+    /// Bumped on every change, so that caches of checked passwords know to forget them.
+    generation: Arc<AtomicU64>,
 }
 
 impl UserStore {
@@ -107,7 +112,18 @@ impl UserStore {
         Ok(Self {
             path,
             users: Arc::new(RwLock::new(users)),
+            generation: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A number that changes whenever a user or credential changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether `user` exists.
+    pub fn contains(&self, user: &str) -> bool {
+        self.read().contains_key(user)
     }
 
     /// Where the users are kept.
@@ -166,6 +182,7 @@ impl UserStore {
         }
         self.persist(&next)?;
         *users = next;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -188,6 +205,7 @@ impl UserStore {
         if removed {
             self.persist(&next)?;
             *users = next;
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
         Ok(removed)
     }

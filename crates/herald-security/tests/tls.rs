@@ -221,3 +221,21 @@ async fn the_axum_listener_serves_https_and_drops_plaintext() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("over tls"), "{answer}");
 }
+
+#[test]
+fn a_client_certificate_subject_is_kafkas_principal() {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Acme, Inc.");
+    dn.push(DnType::OrganizationalUnitName, "payments");
+    dn.push(DnType::CommonName, "alice");
+    params.distinguished_name = dn;
+    let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+    // RFC 2253: most specific first, commas in values escaped (Kafka's default builder).
+    assert_eq!(
+        tls::certificate_principal(cert.der()).as_deref(),
+        Some("User:CN=alice,OU=payments,O=Acme\\, Inc.")
+    );
+    assert_eq!(tls::certificate_principal(b"not a certificate"), None);
+}

@@ -491,6 +491,12 @@ fn fetched(value: Option<OffsetValue>) -> (i64, i32, Option<StrBytes>) {
     }
 }
 
+/// A JoinGroup answered with `code` only (the broker's refusals, such as
+/// GROUP_AUTHORIZATION_FAILED).
+pub(crate) fn join_error(code: i16, member_id: &str, version: i16) -> JoinGroupResponse {
+    join_response(JoinOutcome::error(code, member_id), version)
+}
+
 fn join_response(o: JoinOutcome, version: i16) -> JoinGroupResponse {
     let mut resp = JoinGroupResponse::default();
     resp.error_code = o.error;

@@ -68,6 +68,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use handlers::ClientInfo;
+pub(crate) use handlers::join_error;
 pub use state::GroupState;
 
 use offsets::OffsetStore;

@@ -18,6 +18,8 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
+use herald_security::{CLUSTER_NAME, Operation, ResourceType};
+
 use super::Ctx;
 use crate::{
     broker::Broker,
@@ -94,10 +96,21 @@ pub(crate) async fn create_topics(ctx: Ctx<'_>, req: CreateTopicsRequest) -> Cre
         *counts.entry(t.name.as_str()).or_default() += 1;
     }
     let mut resp = CreateTopicsResponse::default();
+    let cluster_create = ctx.authorizing()
+        && ctx.may_quietly(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     for topic in &req.topics {
         let mut r = CreatableTopicResult::default();
         r.name = topic.name.clone();
-        let outcome = if counts[topic.name.as_str()] > 1 {
+        let outcome = if !cluster_create && !ctx.may_on_topic(Operation::Create, &topic.name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                format!(
+                    "{} may not CREATE topic {:?} (needs CREATE on the cluster or the topic)",
+                    ctx.principal,
+                    topic.name.as_str()
+                ),
+            ))
+        } else if counts[topic.name.as_str()] > 1 {
             Err((
                 ResponseError::InvalidRequest.code(),
                 format!(
@@ -129,7 +142,13 @@ pub(crate) async fn create_topics(ctx: Ctx<'_>, req: CreateTopicsRequest) -> Cre
                 if ctx.version >= 7 {
                     r.topic_id = id.unwrap_or_default();
                 }
-                if ctx.version >= 5 {
+                if ctx.version >= 5 && !ctx.may_on_topic(Operation::DescribeConfigs, &topic.name) {
+                    // Created; its configs are not the principal's to see (Kafka).
+                    r.num_partitions = new.partitions;
+                    r.replication_factor = 1;
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    r.configs = None;
+                } else if ctx.version >= 5 {
                     r.num_partitions = new.partitions;
                     r.replication_factor = 1;
                     let entries =
@@ -198,6 +217,10 @@ pub(crate) async fn delete_topics(ctx: Ctx<'_>, req: DeleteTopicsRequest) -> Del
                 ResponseError::UnknownTopicId.code(),
                 format!("unknown topic id {id}"),
             )),
+            Some(name) if !ctx.may_on_topic(Operation::Delete, name) => Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                format!("{} may not DELETE topic {name:?}", ctx.principal),
+            )),
             Some(name) => {
                 if ctx.version >= 6
                     && let Some(t) = broker.topics().get(name)
@@ -236,7 +259,16 @@ pub(crate) async fn create_partitions(
             a.iter()
                 .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == node)
         });
-        let result = if !ours {
+        let result = if !ctx.may_on_topic(Operation::Alter, &topic.name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(StrBytes::from_string(format!(
+                "{} may not ALTER topic {:?}",
+                ctx.principal,
+                topic.name.as_str()
+            )));
+            resp.results.push(r);
+            continue;
+        } else if !ours {
             Err(TopicError::InvalidReplicaAssignment(format!(
                 "each new partition must be placed on broker {node} alone"
             )))
@@ -269,6 +301,7 @@ pub(crate) async fn delete_records(
     for topic in req.topics {
         let mut t = DeleteRecordsTopicResult::default();
         t.name = topic.name.clone();
+        let allowed = ctx.may_on_topic(Operation::Delete, &topic.name);
         for wanted in topic.partitions {
             let mut p = DeleteRecordsPartitionResult::default();
             p.partition_index = wanted.partition_index;
@@ -277,6 +310,7 @@ pub(crate) async fn delete_records(
                 .topics()
                 .partition(&topic.name, wanted.partition_index)
             {
+                _ if !allowed => p.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if wanted.offset < -1 => {
                     p.error_code = ResponseError::OffsetOutOfRange.code()

@@ -33,6 +33,12 @@ const CORE_APIS: &[(ApiKey, i16, i16)] = &[
     // Answered ILLEGAL_SASL_STATE, as Kafka does on a PLAINTEXT listener (handlers/sasl.rs).
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // SECURITY_DISABLED without an authorizer, as Kafka (handlers/acls.rs).
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Consumer-group APIs, with the versions the group coordinator implements and tests.

@@ -18,6 +18,8 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
+use herald_security::Operation;
+
 use super::Ctx;
 use crate::{
     broker::Broker,
@@ -30,6 +32,30 @@ use crate::{
 const TOPIC: i8 = 2;
 /// Kafka's resource type for brokers.
 const BROKER: i8 = 4;
+
+/// Kafka's check of a config request: `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS)
+/// on the topic, or on the cluster for a broker resource; the refusal when it fails.
+fn config_denied(ctx: &Ctx<'_>, kind: i8, name: &str, operation: Operation) -> Option<Refusal> {
+    let (allowed, code, what) = match kind {
+        TOPIC => (
+            ctx.may_on_topic(operation, name),
+            ResponseError::TopicAuthorizationFailed.code(),
+            format!("topic {name:?}"),
+        ),
+        BROKER => (
+            ctx.may_on_cluster(operation),
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "the cluster".to_string(),
+        ),
+        _ => return None,
+    };
+    (!allowed).then(|| {
+        (
+            code,
+            format!("{} may not {operation} on {what}", ctx.principal),
+        )
+    })
+}
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -210,6 +236,17 @@ pub(crate) async fn describe_configs(
             .configuration_keys
             .as_ref()
             .map(|k| k.iter().map(|s| s.to_string()).collect());
+        if let Some((code, message)) = config_denied(
+            &ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            Operation::DescribeConfigs,
+        ) {
+            r.error_code = code;
+            r.error_message = Some(StrBytes::from_string(message));
+            resp.results.push(r);
+            continue;
+        }
         match resource.resource_type {
             TOPIC => match broker.topics().get(&resource.resource_name) {
                 Some(topic) => {
@@ -362,14 +399,20 @@ pub(crate) async fn incremental_alter_configs(
     let mut resp = IncrementalAlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let result = alter_resource(
-            ctx.broker,
-            resource.resource_type,
-            &name,
-            req.validate_only,
-            |current| altered(current, &resource),
-        )
-        .await;
+        let result =
+            match config_denied(&ctx, resource.resource_type, &name, Operation::AlterConfigs) {
+                Some(refusal) => Err(refusal),
+                None => {
+                    alter_resource(
+                        ctx.broker,
+                        resource.resource_type,
+                        &name,
+                        req.validate_only,
+                        |current| altered(current, &resource),
+                    )
+                    .await
+                }
+            };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
@@ -386,14 +429,20 @@ pub(crate) async fn alter_configs(ctx: Ctx<'_>, req: AlterConfigsRequest) -> Alt
     let mut resp = AlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let result = alter_resource(
-            ctx.broker,
-            resource.resource_type,
-            &name,
-            req.validate_only,
-            |_current| replaced(&resource.configs),
-        )
-        .await;
+        let result =
+            match config_denied(&ctx, resource.resource_type, &name, Operation::AlterConfigs) {
+                Some(refusal) => Err(refusal),
+                None => {
+                    alter_resource(
+                        ctx.broker,
+                        resource.resource_type,
+                        &name,
+                        req.validate_only,
+                        |_current| replaced(&resource.configs),
+                    )
+                    .await
+                }
+            };
         let mut r =
             kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
             );

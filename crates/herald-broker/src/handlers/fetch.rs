@@ -17,13 +17,16 @@ use kafka_protocol::{
 };
 use tokio::{sync::Notify, time::Instant};
 
+use herald_security::Operation;
+
 use super::Ctx;
 use crate::{error::ReadError, partition::Partition};
 
 /// One partition to read, resolved once per request.
 struct Wanted {
     index: i32,
-    partition: Option<Arc<Partition>>,
+    /// The partition, or the error code to answer (unknown, or not authorized).
+    partition: Result<Arc<Partition>, i16>,
     fetch_offset: i64,
     max_bytes: i32,
 }
@@ -60,11 +63,13 @@ impl Plan {
             let mut t = FetchableTopicResponse::default();
             t.topic = name.clone();
             for w in wanted {
-                let Some(partition) = &w.partition else {
-                    any_error = true;
-                    t.partitions
-                        .push(self.error(w.index, ResponseError::UnknownTopicOrPartition.code()));
-                    continue;
+                let partition = match &w.partition {
+                    Ok(p) => p,
+                    Err(code) => {
+                        any_error = true;
+                        t.partitions.push(self.error(w.index, *code));
+                        continue;
+                    }
                 };
                 let limit = (w.max_bytes.max(0) as usize).min(remaining);
                 let result = if limit == 0 {
@@ -144,13 +149,24 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: FetchRequest) -> FetchResponse {
             .topics
             .into_iter()
             .map(|t| {
-                let topic = broker.topics().get(&t.topic);
+                // READ is checked before the topic's existence, as Kafka does.
+                let topic = if ctx.may_on_topic(Operation::Read, &t.topic) {
+                    broker
+                        .topics()
+                        .get(&t.topic)
+                        .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                } else {
+                    Err(ResponseError::TopicAuthorizationFailed.code())
+                };
                 let wanted = t
                     .partitions
                     .into_iter()
                     .map(|p| Wanted {
                         index: p.partition,
-                        partition: topic.as_ref().and_then(|t| t.partition(p.partition)),
+                        partition: topic.as_ref().map_err(|c| *c).and_then(|t| {
+                            t.partition(p.partition)
+                                .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                        }),
                         fetch_offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes,
                     })
@@ -172,7 +188,12 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: FetchRequest) -> FetchResponse {
         .topics
         .iter()
         .flat_map(|(_, w)| w.iter())
-        .filter_map(|w| w.partition.as_ref().map(|p| p.watermark_notify().clone()))
+        .filter_map(|w| {
+            w.partition
+                .as_ref()
+                .ok()
+                .map(|p| p.watermark_notify().clone())
+        })
         .collect();
     let mut shutdown = broker.core.shutdown.clone();
     loop {

@@ -9,6 +9,8 @@ use kafka_protocol::{
     },
 };
 
+use herald_security::Operation;
+
 use super::Ctx;
 use crate::{error::ReadError, partition::Partition};
 
@@ -38,6 +40,7 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: ListOffsetsRequest) -> ListOffsets
     for topic in req.topics {
         let mut t = ListOffsetsTopicResponse::default();
         t.name = topic.name.clone();
+        let allowed = ctx.may_on_topic(Operation::Describe, &topic.name);
         for wanted in topic.partitions {
             let mut p = ListOffsetsPartitionResponse::default();
             p.partition_index = wanted.partition_index;
@@ -47,6 +50,7 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: ListOffsetsRequest) -> ListOffsets
                 .topics()
                 .partition(&topic.name, wanted.partition_index);
             let result = match partition {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Some(_) if wanted.timestamp < MAX_TIMESTAMP => {
                     Err(ResponseError::InvalidRequest.code())

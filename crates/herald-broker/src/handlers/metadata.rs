@@ -16,6 +16,8 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
+use herald_security::{CLUSTER_NAME, Operation, ResourceType};
+
 use super::Ctx;
 use crate::{
     broker::Broker,
@@ -100,22 +102,35 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
     // Asked for (v8–v10; librdkafka's describe_cluster asks here): with no authorizer,
     // every cluster operation.
     if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations =
+            ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
+    let with_operations = ctx.version >= 8 && req.include_topic_authorized_operations;
+    let describe = |topic: &Topic| {
+        let mut t = describe_topic(&ctx, topic);
+        if with_operations {
+            t.topic_authorized_operations =
+                ctx.authorized_operations(ResourceType::Topic, topic.name());
+        }
+        t
+    };
     // v0 has no null topic list: an empty one means "all topics".
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
     };
     if all {
+        // Topics the principal may not describe are left out, silently (Kafka).
         resp.topics = broker
             .topics()
             .list()
             .iter()
-            .map(|t| describe_topic(&ctx, t))
+            .filter(|t| ctx.may_quietly(Operation::Describe, ResourceType::Topic, t.name()))
+            .map(|t| describe(t))
             .collect();
         return resp;
     }
+    let denied = || ResponseError::TopicAuthorizationFailed.code();
     let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
     for wanted in req.topics.unwrap_or_default() {
         // v10+ may name a topic by id; the name is then null (or, from some clients, empty).
@@ -123,8 +138,22 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
             && !wanted.topic_id.is_nil()
             && wanted.name.as_ref().is_none_or(|n| n.is_empty());
         let entry = match wanted.name.filter(|_| !by_id) {
+            Some(name) if !ctx.may_on_topic(Operation::Describe, &name) => {
+                topic_error(Some(name), denied())
+            }
+            // Auto-creation needs CREATE on the cluster or on the topic.
+            Some(name)
+                if allow_create
+                    && broker.config().auto_create_topics
+                    && ctx.authorizing()
+                    && broker.topics().get(&name).is_none()
+                    && !ctx.may_quietly(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                    && !ctx.may_on_topic(Operation::Create, &name) =>
+            {
+                topic_error(Some(name), denied())
+            }
             Some(name) => match get_or_create(broker, &name, allow_create).await {
-                Ok(topic) => describe_topic(&ctx, &topic),
+                Ok(topic) => describe(&topic),
                 Err(e) => {
                     if !matches!(e, TopicError::Unknown(_)) {
                         tracing::info!(topic = %name.0, error = %e, "metadata: topic not available");
@@ -133,7 +162,12 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
                 }
             },
             None => match broker.topics().get_by_id(wanted.topic_id) {
-                Some(topic) => describe_topic(&ctx, &topic),
+                Some(topic) if !ctx.may_on_topic(Operation::Describe, topic.name()) => {
+                    let mut t = topic_error(None, denied());
+                    t.topic_id = wanted.topic_id;
+                    t
+                }
+                Some(topic) => describe(&topic),
                 None => {
                     let mut t = topic_error(None, ResponseError::UnknownTopicId.code());
                     t.topic_id = wanted.topic_id;
@@ -146,14 +180,10 @@ pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataRespon
     resp
 }
 
-/// The cluster operations DescribeCluster reports as authorized when asked: with no
-/// authorizer every one is (ALTER, ALTER_CONFIGS, CLUSTER_ACTION, CREATE, DESCRIBE,
-/// DESCRIBE_CONFIGS, IDEMPOTENT_WRITE), as a bit per Kafka operation code.
-const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
-
 /// DescribeCluster v0–v1 (KIP-700): this broker, the cluster id, the controller (this
 /// node). v1's endpoint type 2 (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as a Kafka
-/// broker answers it.
+/// broker answers it. Needs DESCRIBE on the cluster; the authorized cluster operations,
+/// when asked, are a bit per Kafka operation code (all seven with no authorizer).
 pub(crate) async fn describe_cluster(
     ctx: Ctx<'_>,
     req: DescribeClusterRequest,
@@ -170,6 +200,14 @@ pub(crate) async fn describe_cluster(
             return resp;
         }
     }
+    if !ctx.may_on_cluster(Operation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(StrBytes::from_string(format!(
+            "{} may not DESCRIBE the cluster",
+            ctx.principal
+        )));
+        return resp;
+    }
     let (host, port) = broker.advertised_address();
     let mut me = DescribeClusterBroker::default();
     me.broker_id = BrokerId(broker.config().node_id);
@@ -179,7 +217,7 @@ pub(crate) async fn describe_cluster(
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
     resp.controller_id = BrokerId(broker.config().node_id);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
     } else {
         i32::MIN
     };

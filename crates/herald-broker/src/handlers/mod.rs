@@ -2,8 +2,10 @@
 //! Herald advertises, decode the body with the negotiated version, run the handler and
 //! encode its response with the same version.
 
+mod acls;
 mod admin;
 mod api_versions;
+mod authz;
 mod configs;
 mod fetch;
 mod groups;
@@ -121,6 +123,7 @@ pub(crate) enum Handled {
 pub(crate) async fn start_frame(
     broker: &Broker,
     peer: SocketAddr,
+    principal: &str,
     frame: BytesMut,
 ) -> Result<Handled, RequestError> {
     if frame.len() < 8 {
@@ -151,7 +154,7 @@ pub(crate) async fn start_frame(
         });
     }
     if api == ApiKey::Produce {
-        return start_produce(broker, api, version, frame.freeze()).await;
+        return start_produce(broker, api, version, peer, principal, frame.freeze()).await;
     }
     let mut body = frame.freeze();
     let decode_err = |reason: String| RequestError::Decode {
@@ -169,6 +172,7 @@ pub(crate) async fn start_frame(
         correlation_id: header.correlation_id,
         client_id,
         peer,
+        principal,
     };
     let response = match api {
         ApiKey::ApiVersions => ctx.run(body, api_versions::handle).await,
@@ -196,6 +200,15 @@ pub(crate) async fn start_frame(
         ApiKey::DeleteGroups => ctx.run(body, groups::delete_groups).await,
         ApiKey::SaslHandshake => ctx.run(body, sasl::sasl_handshake).await,
         ApiKey::SaslAuthenticate => ctx.run(body, sasl::sasl_authenticate).await,
+        ApiKey::CreateAcls => ctx.run(body, acls::create_acls).await,
+        ApiKey::DescribeAcls => ctx.run(body, acls::describe_acls).await,
+        ApiKey::DeleteAcls => ctx.run(body, acls::delete_acls).await,
+        ApiKey::DescribeUserScramCredentials => {
+            ctx.run(body, acls::describe_user_scram_credentials).await
+        }
+        ApiKey::AlterUserScramCredentials => {
+            ctx.run(body, acls::alter_user_scram_credentials).await
+        }
         _ => Err(RequestError::UnsupportedVersion {
             api,
             version,
@@ -211,6 +224,8 @@ async fn start_produce(
     broker: &Broker,
     api: ApiKey,
     version: i16,
+    peer: SocketAddr,
+    principal: &str,
     frame: Bytes,
 ) -> Result<Handled, RequestError> {
     let decode_err = |reason: String| RequestError::Decode {
@@ -227,7 +242,16 @@ async fn start_produce(
     let req =
         ProduceRequest::decode(&mut body, version).map_err(|e| decode_err(format!("{e:#}")))?;
     drop(body);
-    let in_flight = produce::start(broker, version, req, frame).await;
+    let ctx = Ctx {
+        broker,
+        api,
+        version,
+        correlation_id,
+        client_id: "",
+        peer,
+        principal,
+    };
+    let in_flight = produce::start(ctx, req, frame).await;
     Ok(Handled::Pending(Box::pin(async move {
         match in_flight.finish().await {
             Some(resp) => encode_response(api, version, correlation_id, &resp).map(Some),
@@ -247,6 +271,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client_id: &'a str,
     /// The client's address.
     pub(crate) peer: SocketAddr,
+    /// Who is asking: `User:NAME` after SASL, the certificate subject after mutual TLS,
+    /// `User:ANONYMOUS` otherwise.
+    pub(crate) principal: &'a str,
 }
 
 impl<'a> Ctx<'a> {

@@ -22,8 +22,11 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
+use herald_security::Operation;
+
+use super::Ctx;
 use crate::{
-    broker::{Acks, Broker, PendingProduce},
+    broker::{Acks, PendingProduce},
     error::ProduceError,
 };
 
@@ -143,21 +146,24 @@ pub(crate) struct ProduceInFlight {
 
 /// Writes every partition's batch of `req`, in request order, without waiting for
 /// durability. `frame` is the request frame `req` was decoded from.
-pub(crate) async fn start(
-    broker: &Broker,
-    version: i16,
-    req: ProduceRequest,
-    frame: Bytes,
-) -> ProduceInFlight {
+pub(crate) async fn start(ctx: Ctx<'_>, req: ProduceRequest, frame: Bytes) -> ProduceInFlight {
+    let (broker, version) = (ctx.broker, ctx.version);
     let (raw_acks, topics) = detach_records(req, frame);
     let acks = Acks::from_kafka(raw_acks);
     let mut written = Vec::with_capacity(topics.len());
     for (name, parts) in topics {
         let mut results = Vec::with_capacity(parts.len());
+        // Kafka checks WRITE before the topic's existence, so a denied client learns
+        // nothing about which topics exist.
+        let allowed = ctx.may_on_topic(Operation::Write, &name);
         for data in parts {
             let started = match acks {
                 // Invalid acks: nothing is written; finish() answers INVALID_REQUIRED_ACKS.
                 None => None,
+                Some(_) if !allowed => Some(Err(ProduceError::TopicAuthorizationFailed {
+                    topic: name.to_string(),
+                    principal: ctx.principal.to_string(),
+                })),
                 Some(acks) => Some(
                     broker
                         .start_produce(&name, data.index, data.records, acks)

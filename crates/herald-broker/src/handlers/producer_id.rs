@@ -6,6 +6,8 @@ use kafka_protocol::{
     messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId},
 };
 
+use herald_security::{Operation, ResourceType};
+
 use super::Ctx;
 
 /// InitProducerId. As in Kafka, an idempotent producer (no transactional id) always gets
@@ -22,6 +24,19 @@ pub(crate) async fn init_producer_id(
         // available to it here.
         tracing::info!(transactional_id = %id.0, "refusing a transactional producer: Herald has no transactions");
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return resp;
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic.
+    if ctx.authorizing()
+        && !ctx.may_quietly(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            herald_security::CLUSTER_NAME,
+        )
+        && !ctx.may_on_any(Operation::Write, ResourceType::Topic)
+    {
+        ctx.may_on_cluster(Operation::IdempotentWrite); // logs and counts the denial
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return resp;
     }
     let core = ctx.broker.core.clone();

@@ -62,6 +62,10 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn not_authorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, codes::NOT_AUTHORIZED, message)
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message)
     }

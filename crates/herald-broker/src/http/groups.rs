@@ -3,16 +3,18 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
+use axum::{Extension, extract::State};
 use bytes::Bytes;
 use herald_api::groups::{
     AssignedTopic, GroupDetail, GroupList, GroupListEntry, Member, OffsetLag,
 };
 use herald_format::{batch::BatchHeader, records::decode_batch};
+use herald_security::{Operation, ResourceType};
 use kafka_protocol::{messages::ConsumerProtocolAssignment, protocol::Decodable};
 
 use super::{
     AppState,
+    authz::Caller,
     error::{ApiError, Path, codes},
 };
 use crate::{broker::Broker, group::CommittedOffset};
@@ -124,14 +126,18 @@ async fn blocking<T: Send + 'static>(
 /// `GET /api/v1/groups`
 pub(crate) async fn list(
     State(shared): State<AppState>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<axum::Json<GroupList>, ApiError> {
     let broker = shared.broker()?;
+    let all = caller.sees_all_groups();
     let groups = blocking(move || {
         let lags = all_lags(&broker, None);
         broker
             .groups()
             .groups()
             .into_iter()
+            // Every group with DESCRIBE on the cluster, else those it may describe.
+            .filter(|g| all || caller.may(Operation::Describe, ResourceType::Group, &g.group_id))
             .map(|g| GroupListEntry {
                 lag_messages: lags
                     .iter()

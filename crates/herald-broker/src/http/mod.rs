@@ -12,6 +12,8 @@
 //! | `POST /api/v1/topics/{name}/records` | produce `{"records": [{"key", "value", "headers", "partition"}]}` |
 //! | `GET /api/v1/topics/{name}/partitions/{p}/records` | consume, `?offset=&max_bytes=&wait_ms=` (long poll) |
 //! | `GET /api/v1/groups`, `GET /api/v1/groups/{id}` | consumer groups, members, committed offsets, lag |
+//! | `GET, POST, DELETE /api/v1/acls` | Kafka's ACLs (`herald acls`) |
+//! | `GET /api/v1/users`, `PUT, DELETE /api/v1/users/{name}` | SCRAM users (`herald users`) |
 //!
 //! Errors are JSON `{ "error_code": ..., "message": ... }` (see [`error::codes`]); a
 //! refused request changes nothing. Every route, `/health` included, is behind the
@@ -36,10 +38,12 @@
 //! # }
 //! ```
 
+mod authz;
 pub mod error;
 mod groups;
 mod metrics;
 mod records;
+mod security;
 mod topics;
 
 use std::{
@@ -87,6 +91,10 @@ pub struct HttpConfig {
     pub basic_auth: Option<herald_security::UserStore>,
     /// Whether `/metrics` needs credentials too when [`basic_auth`](Self::basic_auth) is on.
     pub metrics_auth: bool,
+    /// Kafka's ACLs, checked on every route (docs/security.md maps routes to operations);
+    /// `None` allows everything. The authenticated user, or `User:ANONYMOUS`, asks.
+    #[serde(skip)]
+    pub authorizer: Option<herald_security::Authorizer>,
 }
 
 impl Default for HttpConfig {
@@ -98,6 +106,7 @@ impl Default for HttpConfig {
             tls: None,
             basic_auth: None,
             metrics_auth: false,
+            authorizer: None,
         }
     }
 }
@@ -300,7 +309,18 @@ fn router(shared: AppState, config: &HttpConfig, extra: Router) -> Router {
             get(records::consume),
         )
         .route("/groups", get(groups::list))
-        .route("/groups/{id}", get(groups::describe));
+        .route("/groups/{id}", get(groups::describe))
+        .route(
+            "/acls",
+            get(security::list_acls)
+                .post(security::create_acls)
+                .delete(security::delete_acls),
+        )
+        .route("/users", get(security::list_users))
+        .route(
+            "/users/{name}",
+            axum::routing::put(security::set_password).delete(security::remove_user),
+        );
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -309,7 +329,15 @@ fn router(shared: AppState, config: &HttpConfig, extra: Router) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(shared)
-        .merge(extra);
+        .merge(extra)
+        // Inside authentication (which names the user), around every route.
+        .route_layer(axum::middleware::from_fn_with_state(
+            authz::Authorization {
+                authorizer: config.authorizer.clone(),
+                metrics_auth: config.metrics_auth,
+            },
+            authz::authorize,
+        ));
     // Authentication inside the browser guard: a page's request is refused before any
     // password is checked.
     let routes = match &config.basic_auth {

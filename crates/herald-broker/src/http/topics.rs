@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{Extension, extract::State, http::StatusCode, response::IntoResponse};
 use herald_api::topics::{
     AddPartitions, ConfigValue, CreateTopic, PartitionInfo, TopicDetail, TopicList, TopicSummary,
 };
+use herald_security::{Operation, ResourceType};
 
 use super::{
     AppState,
+    authz::Caller,
     error::{ApiError, JsonBody, Path},
 };
 use crate::{
@@ -78,13 +80,18 @@ fn existing(broker: &Broker, name: &str) -> Result<Arc<Topic>, ApiError> {
 }
 
 /// `GET /api/v1/topics`
-pub(crate) async fn list(State(shared): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn list(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
     let broker = shared.broker()?;
     let topics = blocking(move || {
         broker
             .topics()
             .list()
             .iter()
+            // What the caller may not describe is left out, as Kafka's Metadata does.
+            .filter(|t| caller.may(Operation::Describe, ResourceType::Topic, t.name()))
             .map(|t| {
                 let parts = partition_infos(t)?;
                 Ok(TopicSummary {
@@ -107,8 +114,10 @@ pub(crate) async fn list(State(shared): State<AppState>) -> Result<impl IntoResp
 /// `POST /api/v1/topics`
 pub(crate) async fn create(
     State(shared): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require_create_topic(&body.name)?;
     let broker = shared.broker()?;
     let new = NewTopic {
         partitions: body

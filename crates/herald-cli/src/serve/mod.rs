@@ -22,7 +22,7 @@ use herald_broker::{
     http::{HttpError, HttpServer},
 };
 use herald_log::LogError;
-use herald_security::{TlsServer, UserStore};
+use herald_security::{Authorizer, TlsServer, UserStore};
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use settings::ServeArgs;
@@ -278,13 +278,37 @@ fn exposed_listeners(listeners: &[(&str, SocketAddr)]) -> Vec<String> {
 }
 
 /// A SASL listener and HTTP Basic authentication check the data directory's users
-/// (`herald users`).
+/// (`herald users`), which AlterUserScramCredentials also manages. Any listener that
+/// authenticates (SASL, client certificates, HTTP Basic) turns authorization on: every
+/// request is checked against the ACLs (`herald acls`), and super users pass.
 fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
+    let users =
+        UserStore::open(&config.broker.data_dir).map_err(|e| CliError::runtime(e.to_string()))?;
+    config.broker.users = Some(users.clone());
+    let client_certificates = config
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some() && config.tls_on.kafka);
+    if config.tls_on.kafka_sasl || config.http_basic_auth || client_certificates {
+        let authorizer = Authorizer::open(&config.broker.data_dir, config.super_users.clone())
+            .map_err(|e| CliError::runtime(e.to_string()))?;
+        let acls = authorizer.describe(&Default::default()).len();
+        tracing::info!(acls, super_users = %config.super_users.join(","), "authorization on: requests are checked against the ACLs");
+        if acls == 0 && config.super_users.is_empty() {
+            tracing::warn!(
+                "authorization is on but there are no ACLs and no super users, so every                  request is denied: restart with --super-users NAME, or add ACLs (docs/security.md)"
+            );
+        }
+        config.broker.authorizer = Some(authorizer.clone());
+        config.http.authorizer = Some(authorizer);
+    } else if !config.super_users.is_empty() {
+        tracing::warn!(
+            "--super-users has no effect: no listener authenticates, so authorization is off"
+        );
+    }
     if !config.tls_on.kafka_sasl && !config.http_basic_auth {
         return Ok(());
     }
-    let users =
-        UserStore::open(&config.broker.data_dir).map_err(|e| CliError::runtime(e.to_string()))?;
     if users.is_empty() {
         tracing::warn!(
             "authentication is on but there are no users yet, so nobody can log in: stop \

@@ -42,6 +42,7 @@ impl Served {
         let mut http = RegistryHttpConfig::new(config.registry_listen);
         http.allowed_hosts.clone_from(&config.http.allowed_hosts);
         http.basic_auth.clone_from(&config.http.basic_auth);
+        http.authorizer.clone_from(&config.http.authorizer);
         if config.tls_on.registry {
             http.tls = tls.cloned();
         }

@@ -36,10 +36,15 @@ def round_trip(args):
     if args.cert:
         config.update({"ssl.certificate.location": args.cert, "ssl.key.location": args.key})
     producer = Producer({**config, "acks": "all"}, error_cb=lambda e: errors.append(str(e)))
+    failed = []
     for i in range(3):
-        producer.produce(args.topic, value=f"secret-{i}".encode())
-    if producer.flush(args.timeout) != 0:
-        fail(f"records not delivered; errors: {errors}")
+        producer.produce(
+            args.topic,
+            value=f"secret-{i}".encode(),
+            on_delivery=lambda err, msg: err and failed.append(err.name()),
+        )
+    if producer.flush(args.timeout) != 0 or failed:
+        fail(f"records not delivered: {failed}; errors: {errors}")
     consumer = Consumer(
         {**config, "group.id": "tls-reader", "auto.offset.reset": "earliest"},
         error_cb=lambda e: errors.append(str(e)),

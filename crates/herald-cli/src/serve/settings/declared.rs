@@ -90,6 +90,8 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "Kafka API: `host:port` or `PLAINTEXT://host:port`; `SSL://` for TLS, `SASL_PLAINTEXT://` or `SASL_SSL://` for SASL ([security.md](security.md)); port 0 picks a free port"),
     setting(&["sasl_mechanisms"], Some("LIST"), Str, "`PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`",
         "SASL mechanisms a `SASL_*` Kafka listener offers, checked against the users of `herald users`"),
+    setting(&["super_users"], Some("LIST"), Str, "none",
+        "principals (`;`-separated as Kafka's `super.users`: `User:NAME`, `NAME`, or a client certificate's `User:CN=...`) that every ACL check allows; authorization is on whenever a listener authenticates ([security.md](security.md))"),
     setting(&["http_listen"], Some("ADDR"), Listener, "`127.0.0.1:8080`",
         "HTTP API, `/health`, `/ready`, `/metrics`; `https://host:port` for TLS"),
     setting(&["registry_listen"], Some("ADDR"), Listener, "`127.0.0.1:8081`",

@@ -25,6 +25,7 @@ const BINARY_KEYS: &[&str] = &[
     "tls_key",
     "tls_client_ca",
     "sasl_mechanisms",
+    "super_users",
     "http_auth",
     "http_auth_metrics",
     "registry_listen",

@@ -40,6 +40,8 @@ pub(crate) struct ServeConfig {
     pub(crate) sasl_mechanisms: Vec<Mechanism>,
     /// The HTTP API and the registry ask for HTTP Basic credentials (`http_auth`).
     pub(crate) http_basic_auth: bool,
+    /// Principals every ACL check allows (`super_users`), as `User:NAME`.
+    pub(crate) super_users: Vec<String>,
     /// An explicit log filter; `None` falls back to `RUST_LOG`, then `info`.
     pub(crate) log_level: Option<String>,
 }
@@ -227,6 +229,7 @@ pub(crate) fn resolve(
         tls_on.kafka_sasl,
         take::<String>(&mut table, "sasl_mechanisms")?,
     )?;
+    let super_users = super_users(take::<String>(&mut table, "super_users")?)?;
     let tls = tls_files(
         tls_on,
         take::<PathBuf>(&mut table, "tls_cert")?,
@@ -257,8 +260,31 @@ pub(crate) fn resolve(
         tls_on,
         sasl_mechanisms,
         http_basic_auth,
+        super_users,
         log_level,
     })
+}
+
+/// `super_users`: `User:NAME` principals separated by `;` as Kafka's `super.users` (a
+/// certificate subject has commas in it); a bare `NAME` means `User:NAME`.
+fn super_users(list: Option<String>) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    for item in list.iter().flat_map(|l| l.split(';')).map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        let principal = match item.split_once(':') {
+            Some(("User", name)) if !name.is_empty() => item.to_owned(),
+            Some(_) => {
+                return Err(CliError::usage(format!(
+                    "configuration: super user {item:?}: use User:NAME or NAME"
+                )));
+            }
+            None => format!("User:{item}"),
+        };
+        out.push(principal);
+    }
+    Ok(out)
 }
 
 /// The mechanisms of `sasl_mechanisms` (all three by default) for a SASL listener.
@@ -523,6 +549,26 @@ mod tests {
             let err = split_listener(key, raw).unwrap_err().to_string();
             assert!(err.contains(says) && err.contains(key), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn super_users_are_principals() {
+        let c = resolve(
+            &ServeArgs::default(),
+            env(&[("HERALD_SUPER_USERS", "admin; User:ops;User:CN=ci,O=Acme;")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.super_users,
+            vec!["User:admin", "User:ops", "User:CN=ci,O=Acme"]
+        );
+        let err = resolve(
+            &ServeArgs::default(),
+            env(&[("HERALD_SUPER_USERS", "Group:x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("User:NAME"), "{err}");
     }
 
     #[test]
