@@ -50,6 +50,12 @@ pub struct BrokerConfig {
     /// same store SASL checks). `None`: the data directory's, opened per request.
     #[serde(skip)]
     pub users: Option<herald_security::UserStore>,
+    /// Kafka listeners beyond the first ([`kafka_listen`](Self::kafka_listen) with
+    /// [`tls`](Self::tls) and [`sasl`](Self::sasl)), each with its own security, as
+    /// Kafka's `listeners=PLAINTEXT://:9092,SASL_SSL://:9094`. A client is told the
+    /// address of the listener it came in on. Set by the binary.
+    #[serde(skip)]
+    pub more_listeners: Vec<ListenerConfig>,
     /// Host name clients are told to connect to (Metadata). `None`: the listen IP, or
     /// `127.0.0.1` when listening on an unspecified address.
     pub advertised_host: Option<String>,
@@ -92,6 +98,46 @@ pub struct BrokerConfig {
     pub schema_id_check: crate::validation::SchemaIdCheckSlot,
 }
 
+/// One more Kafka listener: where it binds, and its security.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ListenerConfig {
+    /// Address to bind; port 0 picks a free port. Clients are told
+    /// [`BrokerConfig::advertised_host`] (or this IP) and the port bound.
+    pub listen: SocketAddr,
+    /// TLS (`SSL`, or `SASL_SSL` with [`sasl`](Self::sasl)).
+    pub tls: Option<herald_security::TlsServer>,
+    /// SASL (`SASL_PLAINTEXT`, or `SASL_SSL` with [`tls`](Self::tls)).
+    pub sasl: Option<crate::SaslConfig>,
+}
+
+impl ListenerConfig {
+    /// A listener on `listen` with the given security.
+    pub fn new(
+        listen: SocketAddr,
+        tls: Option<herald_security::TlsServer>,
+        sasl: Option<crate::SaslConfig>,
+    ) -> Self {
+        Self { listen, tls, sasl }
+    }
+
+    /// Kafka's security protocol name of the listener.
+    pub fn security_protocol(&self) -> &'static str {
+        security_protocol(self.tls.is_some(), self.sasl.is_some())
+    }
+}
+
+/// Kafka's security protocol name of a listener: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
+/// `SASL_SSL`.
+pub fn security_protocol(tls: bool, sasl: bool) -> &'static str {
+    match (sasl, tls) {
+        (false, false) => "PLAINTEXT",
+        (false, true) => "SSL",
+        (true, false) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
@@ -101,6 +147,7 @@ impl Default for BrokerConfig {
             sasl: None,
             authorizer: None,
             users: None,
+            more_listeners: Vec::new(),
             advertised_host: None,
             advertised_port: None,
             auto_create_topics: true,

@@ -46,7 +46,7 @@ mod topics;
 pub mod validation;
 
 pub use broker::{Acks, Broker, Produced};
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, ListenerConfig, security_protocol};
 pub use error::{BrokerError, ProduceError, ReadError, TopicError};
 pub use handlers::sasl::{FAILED_AUTHENTICATION_DELAY, SaslConfig};
 pub use server::BrokerHandle;

@@ -29,25 +29,47 @@ use crate::{
 #[derive(Debug)]
 pub struct BrokerHandle {
     broker: Broker,
-    kafka_addr: SocketAddr,
+    kafka_addrs: Vec<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptors: Vec<JoinHandle<()>>,
     retention: Option<JoinHandle<()>>,
 }
 
+/// A bound Kafka listener, as its connections see it: its security, and the address its
+/// clients are told to connect to (Metadata, FindCoordinator, DescribeCluster), as a
+/// Kafka broker answers each listener with its own advertised endpoint.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) tls: Option<herald_security::TlsServer>,
+    pub(crate) sasl: Option<crate::SaslConfig>,
+    pub(crate) advertised: (String, u16),
+}
+
+impl Listener {
+    /// The advertised host and port.
+    pub(crate) fn advertised(&self) -> (&str, u16) {
+        (&self.advertised.0, self.advertised.1)
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
 impl Broker {
-    /// Opens the data directory, binds the Kafka listener and starts serving.
+    /// Opens the data directory, binds the Kafka listeners and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, BrokerError> {
-        let listener = TcpListener::bind(config.kafka_listen)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: config.kafka_listen,
-                source,
-            })?;
-        let kafka_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.kafka_listen,
-            source,
-        })?;
+        let (listener, kafka_addr) = bind(config.kafka_listen).await?;
+        let mut more = Vec::with_capacity(config.more_listeners.len());
+        for l in &config.more_listeners {
+            more.push((bind(l.listen).await?, l.clone()));
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let core = {
             let rx = shutdown_rx.clone();
@@ -58,35 +80,70 @@ impl Broker {
         let broker = Broker {
             core: Arc::new(core),
         };
-        tracing::info!(
-            %kafka_addr,
-            security_protocol = match (broker.config().sasl.is_some(), broker.config().tls.is_some()) {
-                (false, false) => "PLAINTEXT",
-                (false, true) => "SSL",
-                (true, false) => "SASL_PLAINTEXT",
-                (true, true) => "SASL_SSL",
-            },
-            data_dir = %broker.config().data_dir.display(),
-            topics = broker.topics().list().len(),
-            "herald broker listening"
-        );
-        let acceptor = tokio::spawn(accept_loop(listener, broker.clone(), shutdown_rx.clone()));
+        let config = broker.config();
+        let (host, port) = broker.advertised_address();
+        let primary = Listener {
+            tls: config.tls.clone(),
+            sasl: config.sasl.clone(),
+            advertised: (host.to_owned(), port),
+        };
+        let mut listeners = vec![(listener, kafka_addr, primary)];
+        for ((listener, bound), l) in more {
+            let host = config.advertised_host.clone().unwrap_or_else(|| {
+                if bound.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    bound.ip().to_string()
+                }
+            });
+            let state = Listener {
+                tls: l.tls,
+                sasl: l.sasl,
+                advertised: (host, bound.port()),
+            };
+            listeners.push((listener, bound, state));
+        }
+        let mut kafka_addrs = Vec::with_capacity(listeners.len());
+        let mut acceptors = Vec::with_capacity(listeners.len());
+        for (listener, bound, state) in listeners {
+            tracing::info!(
+                kafka_addr = %bound,
+                security_protocol = crate::config::security_protocol(state.tls.is_some(), state.sasl.is_some()),
+                advertised = %format!("{}:{}", state.advertised.0, state.advertised.1),
+                data_dir = %config.data_dir.display(),
+                topics = broker.topics().list().len(),
+                "herald broker listening"
+            );
+            kafka_addrs.push(bound);
+            acceptors.push(tokio::spawn(accept_loop(
+                listener,
+                Arc::new(state),
+                broker.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         let retention = tokio::spawn(retention_loop(broker.clone(), shutdown_rx));
         Ok(BrokerHandle {
             broker,
-            kafka_addr,
+            kafka_addrs,
             shutdown_tx,
-            acceptor: Some(acceptor),
+            acceptors,
             retention: Some(retention),
         })
     }
 }
 
 impl BrokerHandle {
-    /// The address the Kafka listener is bound to (with the real port when port 0 was
-    /// asked for).
+    /// The address the (first) Kafka listener is bound to (with the real port when port
+    /// 0 was asked for).
     pub fn kafka_addr(&self) -> SocketAddr {
-        self.kafka_addr
+        self.kafka_addrs[0]
+    }
+
+    /// Every Kafka listener's address: the first, then
+    /// [`more_listeners`](BrokerConfig::more_listeners) in order.
+    pub fn kafka_addrs(&self) -> &[SocketAddr] {
+        &self.kafka_addrs
     }
 
     /// The broker core, for embedders (HTTP API, CLI).
@@ -102,7 +159,7 @@ impl BrokerHandle {
         let result = tokio::task::spawn_blocking(move || broker.core.topics.close_all())
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))?;
-        tracing::info!(kafka_addr = %self.kafka_addr, "herald broker stopped");
+        tracing::info!(kafka_addr = %self.kafka_addrs[0], "herald broker stopped");
         result
     }
 
@@ -111,10 +168,8 @@ impl BrokerHandle {
         // Rebalances can wait for minutes: the coordinator answers its waiting JoinGroup
         // and SyncGroup requests at once, so that the connections can finish.
         self.broker.core.groups.shutdown().await;
-        for task in [self.acceptor.take(), self.retention.take()]
-            .into_iter()
-            .flatten()
-        {
+        let acceptors = std::mem::take(&mut self.acceptors);
+        for task in acceptors.into_iter().chain(self.retention.take()) {
             task.await.map_err(|e| BrokerError::Task(e.to_string()))?;
         }
         Ok(())
@@ -134,7 +189,12 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-async fn accept_loop(listener: TcpListener, broker: Broker, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<Listener>,
+    broker: Broker,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -144,15 +204,16 @@ async fn accept_loop(listener: TcpListener, broker: Broker, mut shutdown: watch:
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
-                    match broker.config().tls.as_ref().map(|t| t.acceptor()) {
+                    let state = state.clone();
+                    match state.tls.as_ref().map(|t| t.acceptor()) {
                         None => {
                             let (reader, writer) = stream.into_split();
                             let anonymous = herald_security::ANONYMOUS.to_string();
-                            connections.spawn(serve_connection(reader, writer, peer, broker, anonymous));
+                            connections.spawn(serve_connection(reader, writer, peer, broker, state, anonymous));
                         }
                         // The handshake runs in the connection's task, never in this loop.
                         Some(acceptor) => {
-                            connections.spawn(serve_tls_connection(acceptor, stream, peer, broker));
+                            connections.spawn(serve_tls_connection(acceptor, stream, peer, broker, state));
                         }
                     }
                 }
@@ -208,6 +269,7 @@ async fn serve_tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Broker,
+    state: Arc<Listener>,
 ) {
     match tls::handshake(&acceptor, stream).await {
         Ok(stream) => {
@@ -216,7 +278,7 @@ async fn serve_tls_connection(
             let principal = tls::client_principal(&stream)
                 .unwrap_or_else(|| herald_security::ANONYMOUS.to_string());
             let (reader, writer) = tokio::io::split(stream);
-            serve_connection(reader, writer, peer, broker, principal).await;
+            serve_connection(reader, writer, peer, broker, state, principal).await;
         }
         Err(HandshakeError::NotTls) => crate::telemetry::wrong_listener(
             peer,
@@ -240,6 +302,7 @@ async fn serve_connection<R, W>(
     mut writer: W,
     peer: SocketAddr,
     broker: Broker,
+    state: Arc<Listener>,
     mut principal: String,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
@@ -255,7 +318,7 @@ async fn serve_connection<R, W>(
     tokio::spawn(read_frames(reader, max, peer, frames_tx));
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut closing = false;
-    let mut sasl = broker.config().sasl.as_ref().map(|_| SaslSession::Start);
+    let mut sasl = state.sasl.as_ref().map(|_| SaslSession::Start);
     loop {
         tokio::select! {
             biased;
@@ -279,7 +342,7 @@ async fn serve_connection<R, W>(
                     continue;
                 };
                 // A SASL listener: nothing but the authentication until it succeeds.
-                let frame = match (&mut sasl, broker.config().sasl.as_ref()) {
+                let frame = match (&mut sasl, state.sasl.as_ref()) {
                     (Some(session), Some(config)) if !session.is_authenticated() => {
                         match session.before_auth(config, peer, frame) {
                             BeforeAuth::Serve(frame) => frame,
@@ -319,7 +382,7 @@ async fn serve_connection<R, W>(
                         }
                     }
                 }
-                match handlers::start_frame(&broker, peer, &principal, frame).await {
+                match handlers::start_frame(&broker, &state, peer, &principal, frame).await {
                     Ok(Handled::Ready(response)) => {
                         if !send(&mut writer, peer, Ok(response)).await {
                             return;

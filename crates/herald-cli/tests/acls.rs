@@ -336,3 +336,52 @@ fn the_http_api_the_registry_and_herald_acls_follow_the_acls() {
     );
     drop(serve);
 }
+
+#[test]
+fn each_kafka_listener_has_its_own_security_and_advertised_address() {
+    let Some(py) = herald_test_support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "admin", "admin-secret");
+    let mut cmd = herald_command(HERALD);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        // Kafka's `listeners`: the flag repeated (a comma-separated value works too).
+        .args(["--kafka-listen", "PLAINTEXT://127.0.0.1:0"])
+        .args(["--kafka-listen", "SASL_PLAINTEXT://127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--super-users", "admin"]);
+    let serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
+    let plain = serve.kafka.clone();
+    // The ready line names the listeners after the first.
+    let sasl = serve.field("kafka_more");
+    let mut script = Command::new(&py);
+    script
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acls/listeners.py"))
+        .args(["--plain", &plain, "--sasl", &sasl])
+        .env("ADMIN_PASSWORD", "admin-secret");
+    let out = output_within(&mut script, None, WITHIN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["plain_brokers"], serde_json::json!([plain]), "{got}");
+    assert_eq!(got["sasl_brokers"], serde_json::json!([sasl]), "{got}");
+    assert_eq!(got["plain_produce_public"], "ok", "{got}");
+    assert_eq!(got["plain_consume_public"], "anonymous", "{got}");
+    assert_eq!(
+        got["plain_produce_secret"], "TOPIC_AUTHORIZATION_FAILED",
+        "{got}"
+    );
+    assert_eq!(got["sasl_produce_secret"], "ok", "{got}");
+}

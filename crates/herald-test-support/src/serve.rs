@@ -79,6 +79,11 @@ impl HeraldServe {
         }
     }
 
+    /// A field of the ready line (`kafka_more`: the Kafka listeners after the first).
+    pub fn field(&self, name: &str) -> String {
+        self.process.field(name)
+    }
+
     /// Kills it (SIGKILL), as a crash would, and reaps it.
     pub fn kill(&mut self) {
         self.process.kill();

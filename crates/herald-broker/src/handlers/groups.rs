@@ -45,6 +45,16 @@ pub(crate) async fn find_coordinator(
         vec![denied(&req.key)]
     };
     let mut resp = ctx.broker.groups().find_coordinator(req, ctx.version).await;
+    // The coordinator is this broker, reached the way this client came in: its
+    // listener's address, not the first listener's.
+    let (host, port) = ctx.listener.advertised();
+    if ctx.version >= 4 {
+        for c in resp.coordinators.iter_mut().filter(|c| c.error_code == 0) {
+            (c.host, c.port) = (StrBytes::from_string(host.to_owned()), i32::from(port));
+        }
+    } else if resp.error_code == 0 {
+        (resp.host, resp.port) = (StrBytes::from_string(host.to_owned()), i32::from(port));
+    }
     let refuse = |code: i16| {
         (
             code,

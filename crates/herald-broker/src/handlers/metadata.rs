@@ -87,7 +87,7 @@ fn topic_error(name: Option<TopicName>, code: i16) -> MetadataResponseTopic {
 /// Metadata v0–v12.
 pub(crate) async fn handle(ctx: Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
-    let (host, port) = broker.advertised_address();
+    let (host, port) = ctx.listener.advertised();
     let mut me = MetadataResponseBroker::default();
     me.node_id = BrokerId(broker.config().node_id);
     me.host = StrBytes::from_string(host.to_string());
@@ -208,7 +208,7 @@ pub(crate) async fn describe_cluster(
         )));
         return resp;
     }
-    let (host, port) = broker.advertised_address();
+    let (host, port) = ctx.listener.advertised();
     let mut me = DescribeClusterBroker::default();
     me.broker_id = BrokerId(broker.config().node_id);
     me.host = StrBytes::from_string(host.to_string());

@@ -24,7 +24,7 @@ use kafka_protocol::{
 };
 use thiserror::Error;
 
-use crate::broker::Broker;
+use crate::{broker::Broker, server::Listener};
 
 pub(crate) use api_versions::advertised;
 
@@ -122,6 +122,7 @@ pub(crate) enum Handled {
 /// [`Handled::Ready`].
 pub(crate) async fn start_frame(
     broker: &Broker,
+    listener: &Listener,
     peer: SocketAddr,
     principal: &str,
     frame: BytesMut,
@@ -154,7 +155,8 @@ pub(crate) async fn start_frame(
         });
     }
     if api == ApiKey::Produce {
-        return start_produce(broker, api, version, peer, principal, frame.freeze()).await;
+        let who = (listener, peer, principal);
+        return start_produce(broker, api, version, who, frame.freeze()).await;
     }
     let mut body = frame.freeze();
     let decode_err = |reason: String| RequestError::Decode {
@@ -173,6 +175,7 @@ pub(crate) async fn start_frame(
         client_id,
         peer,
         principal,
+        listener,
     };
     let response = match api {
         ApiKey::ApiVersions => ctx.run(body, api_versions::handle).await,
@@ -224,8 +227,7 @@ async fn start_produce(
     broker: &Broker,
     api: ApiKey,
     version: i16,
-    peer: SocketAddr,
-    principal: &str,
+    (listener, peer, principal): (&Listener, SocketAddr, &str),
     frame: Bytes,
 ) -> Result<Handled, RequestError> {
     let decode_err = |reason: String| RequestError::Decode {
@@ -250,6 +252,7 @@ async fn start_produce(
         client_id: "",
         peer,
         principal,
+        listener,
     };
     let in_flight = produce::start(ctx, req, frame).await;
     Ok(Handled::Pending(Box::pin(async move {
@@ -274,6 +277,8 @@ pub(crate) struct Ctx<'a> {
     /// Who is asking: `User:NAME` after SASL, the certificate subject after mutual TLS,
     /// `User:ANONYMOUS` otherwise.
     pub(crate) principal: &'a str,
+    /// The listener the request came in on (its security, its advertised address).
+    pub(crate) listener: &'a Listener,
 }
 
 impl<'a> Ctx<'a> {

@@ -36,7 +36,7 @@ pub(crate) async fn sasl_handshake(
 ) -> SaslHandshakeResponse {
     let mut resp = SaslHandshakeResponse::default();
     resp.error_code = ResponseError::IllegalSaslState.code();
-    if ctx.broker.config().sasl.is_some() {
+    if ctx.listener.sasl.is_some() {
         // Already authenticated on a SASL listener.
         return resp;
     }
@@ -62,7 +62,7 @@ pub(crate) async fn sasl_authenticate(
 ) -> SaslAuthenticateResponse {
     let mut resp = SaslAuthenticateResponse::default();
     resp.error_code = ResponseError::IllegalSaslState.code();
-    if ctx.broker.config().sasl.is_some() {
+    if ctx.listener.sasl.is_some() {
         resp.error_message = Some(StrBytes::from_static_str(
             "already authenticated: re-authentication (KIP-368) is not supported",
         ));

@@ -18,7 +18,7 @@ use std::{
 };
 
 use herald_broker::{
-    Broker, BrokerError, SaslConfig,
+    Broker, BrokerError, ListenerConfig, SaslConfig,
     http::{HttpError, HttpServer},
 };
 use herald_log::LogError;
@@ -42,6 +42,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let tls = load_tls(&mut config)?;
     let _lock = lock_data_dir(&config.broker.data_dir)?;
     open_users(&mut config)?;
+    // Kafka listeners after the first, with the certificate and users loaded above.
+    config.broker.more_listeners = config
+        .more_kafka
+        .iter()
+        .map(|&(tls, sasl, addr)| {
+            ListenerConfig::new(
+                addr,
+                config.loaded_tls.clone().filter(|_| tls),
+                config.sasl.clone().filter(|_| sasl),
+            )
+        })
+        .collect();
 
     let dlq = dlq_api::DlqState::default();
     let http = HttpServer::bind_with_routes(config.http.clone(), dlq_api::routes(dlq.clone()))
@@ -65,7 +77,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     )));
     announce(
         &config,
-        handle.kafka_addr(),
+        handle.kafka_addrs(),
         http.local_addr(),
         registry.local_addr(),
         handle.broker(),
@@ -185,22 +197,36 @@ fn broker_error(e: BrokerError, config: &ServeConfig) -> CliError {
 /// Prints the machine-readable ready line, then the banner for people.
 fn announce(
     config: &ServeConfig,
-    kafka: SocketAddr,
+    kafka_all: &[SocketAddr],
     http: SocketAddr,
     registry: SocketAddr,
     broker: &Broker,
 ) {
     let (host, port) = broker.advertised_address();
+    let kafka = kafka_all[0];
+    let more: Vec<(SocketAddr, bool, bool)> = kafka_all[1..]
+        .iter()
+        .zip(&config.more_kafka)
+        .map(|(addr, &(tls, sasl, _))| (*addr, tls, sasl))
+        .collect();
+    let ready_more = if more.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = more.iter().map(|(a, _, _)| a.to_string()).collect();
+        format!(" kafka_more={}", list.join(","))
+    };
+    let more_shown: String = more
+        .iter()
+        .map(|(addr, tls, sasl)| {
+            let name = herald_broker::security_protocol(*tls, *sasl);
+            format!("\x20 Kafka API   {name}://{addr}\n")
+        })
+        .collect();
     let on = config.tls_on;
     let scheme = |tls| if tls { "https" } else { "http" };
     let server = format!("{}://{http}", scheme(on.http));
     let registry_url = format!("{}://{registry}", scheme(on.registry));
-    let protocol = match (on.kafka_sasl, on.kafka) {
-        (false, false) => "PLAINTEXT",
-        (false, true) => "SSL",
-        (true, false) => "SASL_PLAINTEXT",
-        (true, true) => "SASL_SSL",
-    };
+    let protocol = herald_broker::security_protocol(on.kafka, on.kafka_sasl);
     let kafka_shown = if protocol == "PLAINTEXT" {
         kafka.to_string()
     } else {
@@ -212,10 +238,11 @@ fn announce(
         (false, true) => format!(" --server {server} --ca-file CA.pem"),
     };
     let banner = format!(
-        "herald ready kafka={kafka} http={http} registry={registry}\n\
+        "herald ready kafka={kafka} http={http} registry={registry}{ready_more}\n\
          \n\
          Herald {version} is running.\n\
          \x20 Kafka API   {kafka_shown}  (clients use bootstrap.servers={host}:{port}{ssl})\n\
+         {more_shown}\
          \x20 HTTP API    {server}  (/health /ready /metrics /api/v1)\n\
          \x20 Schemas     {registry_url}  (Confluent schema registry API; herald schemas)\n\
          \x20 data        {data}\n\
@@ -247,6 +274,10 @@ fn announce(
         ("schema registry", registry, config.http_basic_auth),
     ]
     .into_iter()
+    .chain(
+        more.iter()
+            .map(|(addr, _, sasl)| ("Kafka API", *addr, *sasl)),
+    )
     .filter(|(_, _, authenticated)| !authenticated)
     .map(|(what, addr, _)| (what, addr))
     .collect();
@@ -288,8 +319,8 @@ fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
     let client_certificates = config
         .tls
         .as_ref()
-        .is_some_and(|t| t.client_ca.is_some() && config.tls_on.kafka);
-    if config.tls_on.kafka_sasl || config.http_basic_auth || client_certificates {
+        .is_some_and(|t| t.client_ca.is_some() && config.tls_on.any_kafka_tls);
+    if config.tls_on.any_kafka_sasl || config.http_basic_auth || client_certificates {
         let authorizer = Authorizer::open(&config.broker.data_dir, config.super_users.clone())
             .map_err(|e| CliError::runtime(e.to_string()))?;
         let acls = authorizer.describe(&Default::default()).len();
@@ -306,7 +337,7 @@ fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
             "--super-users has no effect: no listener authenticates, so authorization is off"
         );
     }
-    if !config.tls_on.kafka_sasl && !config.http_basic_auth {
+    if !config.tls_on.any_kafka_sasl && !config.http_basic_auth {
         return Ok(());
     }
     if users.is_empty() {
@@ -316,13 +347,17 @@ fn open_users(config: &mut ServeConfig) -> Result<(), CliError> {
             config.broker.data_dir.display()
         );
     }
-    if config.tls_on.kafka_sasl {
+    if config.tls_on.any_kafka_sasl {
         let mechanisms: Vec<&str> = config.sasl_mechanisms.iter().map(|m| m.name()).collect();
         tracing::info!(users = users.list().len(), mechanisms = %mechanisms.join(","), "SASL on the Kafka listener");
-        config.broker.sasl = Some(SaslConfig {
+        let sasl = SaslConfig {
             users: users.clone(),
             mechanisms: config.sasl_mechanisms.clone(),
-        });
+        };
+        if config.tls_on.kafka_sasl {
+            config.broker.sasl = Some(sasl.clone());
+        }
+        config.sasl = Some(sasl);
     }
     if config.http_basic_auth {
         tracing::info!(
@@ -346,6 +381,7 @@ fn load_tls(config: &mut ServeConfig) -> Result<Option<TlsServer>, CliError> {
     if config.tls_on.kafka {
         config.broker.tls = Some(tls.clone());
     }
+    config.loaded_tls = Some(tls.clone());
     if config.tls_on.http {
         config.http.tls = Some(tls.clone());
     }

@@ -17,6 +17,9 @@ pub(crate) enum Kind {
     /// An IP address and port such as `127.0.0.1:9092`, with an optional scheme:
     /// `SSL://127.0.0.1:9093`, `https://…`.
     Listener,
+    /// Several [`Listener`](Kind::Listener)s, comma-separated (Kafka's `listeners`); the
+    /// flag may also be repeated.
+    Listeners,
     /// A whole number.
     Int,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
@@ -78,7 +81,7 @@ pub(crate) const CONFIG_ENV: &str = "HERALD_CONFIG";
 /// What `--config` does, for `--help` and the docs.
 pub(crate) const CONFIG_WHAT: &str = "TOML file with any of these settings";
 
-use Kind::{Bool, Int, Listener, Path, Str};
+use Kind::{Bool, Int, Listener, Listeners, Path, Str};
 
 /// Every setting, in the order `docs/configuration.md` lists them: the ones with a flag,
 /// then the broker's, then the topic defaults.
@@ -86,8 +89,8 @@ use Kind::{Bool, Int, Listener, Path, Str};
 pub(crate) const SETTINGS: &[Setting] = &[
     setting(&["data_dir"], Some("DIR"), Path, "`./herald-data`",
         "all broker state; locked by one herald at a time (`DIR/herald.lock`)"),
-    setting(&["kafka_listen"], Some("ADDR"), Listener, "`127.0.0.1:9092`",
-        "Kafka API: `host:port` or `PLAINTEXT://host:port`; `SSL://` for TLS, `SASL_PLAINTEXT://` or `SASL_SSL://` for SASL ([security.md](security.md)); port 0 picks a free port"),
+    setting(&["kafka_listen"], Some("ADDR"), Listeners, "`127.0.0.1:9092`",
+        "Kafka API: `host:port` or `PLAINTEXT://host:port`; `SSL://` for TLS, `SASL_PLAINTEXT://` or `SASL_SSL://` for SASL ([security.md](security.md)); several listeners comma-separated or with the flag repeated, each client told its own listener's address; port 0 picks a free port"),
     setting(&["sasl_mechanisms"], Some("LIST"), Str, "`PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`",
         "SASL mechanisms a `SASL_*` Kafka listener offers, checked against the users of `herald users`"),
     setting(&["super_users"], Some("LIST"), Str, "none",
@@ -220,7 +223,11 @@ impl clap::Args for ServeArgs {
                     Arg::new(long.clone())
                         .long(long)
                         .value_name(value_name)
-                        .action(ArgAction::Set)
+                        .action(if s.kind == Kind::Listeners {
+                            ArgAction::Append
+                        } else {
+                            ArgAction::Set
+                        })
                         .help(format!(
                             "{} [env: {}] [default: {}]",
                             plain(s.what),
@@ -249,9 +256,14 @@ impl clap::FromArgMatches for ServeArgs {
         }
         for s in SETTINGS {
             let Some(long) = s.long() else { continue };
-            if let Some(value) = matches.get_one::<String>(&long) {
+            let values: Vec<&String> = matches
+                .get_many::<String>(&long)
+                .map(Iterator::collect)
+                .unwrap_or_default();
+            if !values.is_empty() {
+                let joined: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
                 self.flags.retain(|(given, _)| given.key != s.key);
-                self.flags.push((s, value.clone()));
+                self.flags.push((s, joined.join(",")));
             }
         }
         Ok(())

@@ -36,6 +36,12 @@ pub(crate) struct ServeConfig {
     pub(crate) tls: Option<TlsFiles>,
     /// Which listeners use TLS, and whether the Kafka listener uses SASL.
     pub(crate) tls_on: TlsOn,
+    /// Kafka listeners after the first, as (TLS, SASL, address).
+    pub(crate) more_kafka: Vec<(bool, bool, SocketAddr)>,
+    /// The loaded certificate, once `herald serve` has read it.
+    pub(crate) loaded_tls: Option<herald_security::TlsServer>,
+    /// The SASL settings of the SASL listeners, once the users are open.
+    pub(crate) sasl: Option<herald_broker::SaslConfig>,
     /// The SASL mechanisms of a SASL Kafka listener (empty without one).
     pub(crate) sasl_mechanisms: Vec<Mechanism>,
     /// The HTTP API and the registry ask for HTTP Basic credentials (`http_auth`).
@@ -50,15 +56,21 @@ pub(crate) struct ServeConfig {
 /// listener asks for SASL (`SASL_PLAINTEXT://`, `SASL_SSL://`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TlsOn {
+    /// The first Kafka listener.
     pub(crate) kafka: bool,
     pub(crate) http: bool,
     pub(crate) registry: bool,
+    /// The first Kafka listener.
     pub(crate) kafka_sasl: bool,
+    /// Any Kafka listener uses TLS.
+    pub(crate) any_kafka_tls: bool,
+    /// Any Kafka listener uses SASL.
+    pub(crate) any_kafka_sasl: bool,
 }
 
 impl TlsOn {
     fn any(self) -> bool {
-        self.kafka || self.http || self.registry
+        self.any_kafka_tls || self.http || self.registry
     }
 }
 
@@ -99,12 +111,19 @@ fn parse_value(source: &str, raw: &str, kind: Kind) -> Result<Value, CliError> {
         Kind::Str | Kind::Path => Value::String(raw.to_string()),
         // The address is checked here, so the error names the flag or variable; the
         // scheme once every source is in (`split_listener`).
-        Kind::Listener => {
+        Kind::Listener | Kind::Listeners => {
             let raw = raw.trim();
-            let addr = raw.split_once("://").map_or(raw, |(_, addr)| addr);
-            addr.parse::<SocketAddr>().map_err(|_| {
-                bad("an IP address and port such as 127.0.0.1:9092, optionally with a scheme (SSL://, https://)")
-            })?;
+            let parts: Vec<&str> = if kind == Kind::Listeners {
+                raw.split(',').map(str::trim).collect()
+            } else {
+                vec![raw]
+            };
+            for part in parts {
+                let addr = part.split_once("://").map_or(part, |(_, addr)| addr);
+                addr.parse::<SocketAddr>().map_err(|_| {
+                    bad("an IP address and port such as 127.0.0.1:9092, optionally with a scheme (SSL://, https://); several Kafka listeners are separated by commas")
+                })?;
+            }
             Value::String(raw.to_string())
         }
         Kind::Int => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
@@ -183,9 +202,20 @@ pub(crate) fn resolve(
         set(&mut table, s.key, parse_value(&flag, raw, s.kind)?)?;
     }
     let mut tls_on = TlsOn::default();
+    let mut more_kafka = Vec::new();
     if let Some(listen) = take::<String>(&mut table, "kafka_listen")? {
-        let (tls, sasl, addr) = split_listener("kafka_listen", &listen)?;
+        // Kafka's `listeners`: comma-separated, each with its security protocol.
+        let mut all = Vec::new();
+        for part in listen.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            all.push(split_listener("kafka_listen", part)?);
+        }
+        let Some(&(tls, sasl, addr)) = all.first() else {
+            return Err(CliError::usage("configuration: `kafka_listen` is empty"));
+        };
         (tls_on.kafka, tls_on.kafka_sasl) = (tls, sasl);
+        tls_on.any_kafka_tls = all.iter().any(|l| l.0);
+        tls_on.any_kafka_sasl = all.iter().any(|l| l.1);
+        more_kafka = all[1..].to_vec();
         table.insert("kafka_listen".into(), Value::String(addr.to_string()));
     }
     let mut http = HttpConfig::default();
@@ -226,7 +256,7 @@ pub(crate) fn resolve(
     };
     http.metrics_auth = take::<bool>(&mut table, "http_auth_metrics")?.unwrap_or(false);
     let sasl_mechanisms = sasl_mechanisms(
-        tls_on.kafka_sasl,
+        tls_on.any_kafka_sasl,
         take::<String>(&mut table, "sasl_mechanisms")?,
     )?;
     let super_users = super_users(take::<String>(&mut table, "super_users")?)?;
@@ -247,17 +277,22 @@ pub(crate) fn resolve(
     if let Some(host) = &broker.advertised_host {
         http.allowed_hosts.push(host.clone());
     }
-    distinct_listeners(&[
+    let mut all = vec![
         ("kafka_listen", broker.kafka_listen),
         ("http_listen", http.listen),
         ("registry_listen", registry_listen),
-    ])?;
+    ];
+    all.extend(more_kafka.iter().map(|l| ("kafka_listen", l.2)));
+    distinct_listeners(&all)?;
     Ok(ServeConfig {
         broker,
         http,
         registry_listen,
         tls,
         tls_on,
+        more_kafka,
+        loaded_tls: None,
+        sasl: None,
         sasl_mechanisms,
         http_basic_auth,
         super_users,
@@ -549,6 +584,40 @@ mod tests {
             let err = split_listener(key, raw).unwrap_err().to_string();
             assert!(err.contains(says) && err.contains(key), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn several_kafka_listeners_each_with_its_protocol() {
+        let c = resolve(
+            &ServeArgs::default(),
+            env(&[(
+                "HERALD_KAFKA_LISTEN",
+                "PLAINTEXT://127.0.0.1:9092, SASL_SSL://0.0.0.0:9094",
+            )]),
+        );
+        // SASL_SSL needs the TLS files.
+        assert!(c.unwrap_err().to_string().contains("tls"));
+        let c = resolve(
+            &ServeArgs::default(),
+            env(&[(
+                "HERALD_KAFKA_LISTEN",
+                "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://0.0.0.0:9094",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.broker.kafka_listen.to_string(), "127.0.0.1:9092");
+        assert!(!c.tls_on.kafka_sasl && c.tls_on.any_kafka_sasl);
+        assert_eq!(
+            c.more_kafka,
+            vec![(false, true, "0.0.0.0:9094".parse().unwrap())]
+        );
+        let err = resolve(
+            &ServeArgs::default(),
+            env(&[("HERALD_KAFKA_LISTEN", "127.0.0.1:9092,127.0.0.1:9092")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("both 127.0.0.1:9092"), "{err}");
     }
 
     #[test]
