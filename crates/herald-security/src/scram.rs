@@ -266,6 +266,8 @@ enum State {
         client_first_bare: String,
         server_first: String,
         nonce: String,
+        /// The client's part of `nonce`, which it comes first in.
+        client_nonce_len: usize,
     },
     Finished,
 }
@@ -310,6 +312,7 @@ impl Exchange {
                     client_first_bare,
                     server_first,
                     nonce,
+                    client_nonce_len,
                 },
             ) => client_final(
                 hash,
@@ -318,7 +321,7 @@ impl Exchange {
                 credential,
                 &client_first_bare,
                 &server_first,
-                &nonce,
+                (&nonce, client_nonce_len),
             ),
             (m, _) => Err(malformed(m.name(), "the exchange is already finished")),
         }
@@ -383,6 +386,7 @@ impl Exchange {
             credential,
             client_first_bare: bare.to_owned(),
             server_first: server_first.clone(),
+            client_nonce_len: client_nonce.len(),
             nonce,
         };
         Ok(Step::Continue(server_first.into_bytes()))
@@ -420,7 +424,7 @@ fn client_final(
     credential: Option<ScramCredential>,
     client_first_bare: &str,
     server_first: &str,
-    nonce: &str,
+    (nonce, client_nonce_len): (&str, usize),
 ) -> Result<Step, AuthError> {
     let m = hash.mechanism();
     let text = std::str::from_utf8(input).map_err(|_| malformed(m, "not UTF-8"))?;
@@ -445,7 +449,12 @@ fn client_final(
     if !(header.starts_with(b"n,") || header.starts_with(b"y,")) {
         return Err(malformed(m, "channel binding is not supported"));
     }
-    if r != Some(nonce) {
+    // librdkafka before 2.6.1 (Debian's kcat, Ubuntu's librdkafka) sends its own nonce
+    // once more in front of the whole nonce (librdkafka#4895); Kafka 3.8.1 to 3.9
+    // accept that, and so does Herald: the server's nonce is still there, so a replayed
+    // exchange still fails, and the proof covers the message as sent.
+    let legacy = format!("{}{nonce}", &nonce[..client_nonce_len]);
+    if r != Some(nonce) && r != Some(legacy.as_str()) {
         return Err(malformed(m, "the nonce does not match"));
     }
     let proof = B64
@@ -590,6 +599,86 @@ mod tests {
             b"c=biws,r=other,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
         );
         assert!(matches!(bad_nonce, AuthError::Malformed { .. }));
+    }
+
+    /// The client-final message of a client that follows the exchange, with the nonce
+    /// `r` it chooses to send.
+    fn client_final_with(
+        hash: ScramHash,
+        password: &[u8],
+        first_bare: &str,
+        server_first: &str,
+        r: &str,
+    ) -> String {
+        let attr = |k: &str| {
+            server_first
+                .split(',')
+                .find_map(|a| a.strip_prefix(k))
+                .unwrap()
+                .to_owned()
+        };
+        let salt = B64.decode(attr("s=")).unwrap();
+        let iterations: u32 = attr("i=").parse().unwrap();
+        let salted = salted_password(hash, password, &salt, iterations);
+        let client_key = hash.mac(&salted, b"Client Key");
+        let stored_key = hash.hash(&client_key);
+        let without_proof = format!("c=biws,r={r}");
+        let auth = format!("{first_bare},{server_first},{without_proof}");
+        let signature = hash.mac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        format!("{without_proof},p={}", B64.encode(proof))
+    }
+
+    #[test]
+    fn librdkafka_before_2_6_1_with_its_nonce_twice_is_accepted_and_nothing_else() {
+        let hash = ScramHash::Sha512;
+        let cred = ScramCredential::new(hash, b"pw", MIN_ITERATIONS);
+        let users = Users(HashMap::from([(("svc".into(), hash), cred)]));
+        let first_bare = "n=svc,r=client-nonce";
+        let start = || {
+            let mut x = Exchange::new(Mechanism::Scram(hash));
+            let Step::Continue(server_first) = x
+                .step(format!("n,,{first_bare}").as_bytes(), &users)
+                .unwrap()
+            else {
+                panic!("a server-first message")
+            };
+            let server_first = String::from_utf8(server_first).unwrap();
+            (x, server_first)
+        };
+        let nonce_of = |server_first: &str| server_first.split(',').next().unwrap()[2..].to_owned();
+        // RFC 5802, and librdkafka#4895's doubled client nonce: both authenticate.
+        for doubled in [false, true] {
+            let (mut x, server_first) = start();
+            let nonce = nonce_of(&server_first);
+            let r = if doubled {
+                format!("client-nonce{nonce}")
+            } else {
+                nonce
+            };
+            let last = client_final_with(hash, b"pw", first_bare, &server_first, &r);
+            assert!(
+                matches!(x.step(last.as_bytes(), &users), Ok(Step::Done { .. })),
+                "doubled: {doubled}"
+            );
+        }
+        // Without the server's nonce (a replay) it fails.
+        let (mut x, server_first) = start();
+        let last = client_final_with(
+            hash,
+            b"pw",
+            first_bare,
+            &server_first,
+            "client-nonceclient-nonce",
+        );
+        assert!(matches!(
+            x.step(last.as_bytes(), &users),
+            Err(AuthError::Malformed { .. })
+        ));
     }
 
     #[test]
