@@ -92,6 +92,10 @@ pub struct SuiteArgs {
     /// Seconds per throughput sample [default: 1; 0.5 with --quick]
     #[arg(long, value_name = "S", value_parser = seconds)]
     pub slot_secs: Option<Duration>,
+    /// Also run herald-kafka over SASL_SSL (SCRAM-SHA-512, TLS) in the same rounds, and
+    /// report its throughput as a ratio to plaintext (`--only herald-kafka` keeps both)
+    #[arg(long)]
+    pub sasl_ssl: bool,
 }
 
 impl SuiteArgs {
@@ -107,6 +111,7 @@ impl SuiteArgs {
             config.backlog_bound = Duration::from_secs(5);
         }
         config.only = self.only.clone();
+        config.sasl_ssl = self.sasl_ssl;
         if let Some(rounds) = self.rounds {
             config.rounds = rounds as usize;
         }
@@ -267,6 +272,8 @@ mod tests {
         assert_eq!(o.out, Some(PathBuf::from("/tmp/x")));
         assert_eq!(suite("").unwrap().config(), SuiteConfig::default());
         assert_eq!(suite("--quick --rounds 2").unwrap().config().rounds, 2);
+        assert!(suite("--quick --sasl-ssl").unwrap().config().sasl_ssl);
+        assert!(!suite("--quick").unwrap().config().sasl_ssl);
         assert_eq!(
             suite("--slot-secs 0.25").unwrap().config().slot,
             Duration::from_millis(250)

@@ -8,6 +8,11 @@
 //! read partition 0 by assignment (no rebalance to wait for) under a group id, commit
 //! what they received every second, and ask the broker to answer a fetch after at most
 //! [`FETCH_WAIT`] when no data is there.
+//!
+//! [`InProcessBroker::start_sasl_ssl`] runs the same broker with a SASL_SSL listener
+//! (TLS from a CA made for the run, SCRAM-SHA-512, authorization on with the benchmark's
+//! user as super user, as `herald serve` runs it); its clients take
+//! [`InProcessBroker::client_properties`] on top of the settings above.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use herald_broker::{Broker, BrokerConfig, BrokerHandle, NewTopic};
+use herald_broker::{Broker, BrokerConfig, BrokerHandle, NewTopic, SaslConfig};
 use herald_format::batch::BatchHeader;
 use herald_log::LogConfig;
 use rdkafka::{
@@ -230,6 +235,45 @@ pub struct InProcessBroker {
     handle: Option<BrokerHandle>,
     bootstrap: String,
     dir: PathBuf,
+    /// librdkafka properties every client of this broker needs (security).
+    client: Vec<(String, String)>,
+}
+
+/// The SASL user of a SASL_SSL broker, a super user.
+pub const SASL_USER: &str = "bench";
+/// Its password (the broker lives as long as the run, on loopback).
+const SASL_PASSWORD: &str = "herald-bench-password";
+
+/// A CA, and a server certificate for `localhost` and `127.0.0.1` it signed, written to
+/// `dir` as `ca.pem`, `server.pem` and `server-key.pem`.
+fn write_certificates(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let tls = |e: rcgen::Error| kafka_error("make certificates", e);
+    let ca_key = KeyPair::generate().map_err(tls)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "herald-bench CA");
+    let ca = params.self_signed(&ca_key).map_err(tls)?;
+    let key = KeyPair::generate().map_err(tls)?;
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(tls)?
+        .signed_by(&key, &ca, &ca_key)
+        .map_err(tls)?;
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+    );
+    for (path, pem) in [
+        (&files.0, ca.pem()),
+        (&files.1, cert.pem()),
+        (&files.2, key.serialize_pem()),
+    ] {
+        std::fs::write(path, pem).map_err(|e| BenchError::io("write certificate", path, e))?;
+    }
+    Ok(files)
 }
 
 impl std::fmt::Debug for InProcessBroker {
@@ -249,6 +293,67 @@ impl InProcessBroker {
     /// bound their disk use with [`trim`](Self::trim) between rounds, and by deleting
     /// topics.
     pub fn start(dir: &Path, topics: LogConfig) -> Result<Self> {
+        Self::start_with(dir, topics, |_| Ok(Vec::new()))
+    }
+
+    /// Like [`start`](Self::start), with a SASL_SSL listener: TLS with a certificate of a
+    /// CA made in `dir/tls`, SCRAM-SHA-512 for user [`SASL_USER`] (stored in the data
+    /// directory as `herald users add` does), and authorization on with that user as
+    /// super user, as `herald serve --kafka-listen SASL_SSL://...` runs.
+    pub fn start_sasl_ssl(dir: &Path, topics: LogConfig) -> Result<Self> {
+        use herald_security::{
+            Authorizer, Mechanism, ScramHash, TlsFiles, TlsServer, UserStore,
+            scram::DEFAULT_ITERATIONS,
+        };
+        Self::start_with(dir, topics, |config| {
+            let tls_dir = dir.join("tls");
+            std::fs::create_dir_all(&tls_dir)
+                .map_err(|e| BenchError::io("create certificate directory", &tls_dir, e))?;
+            let (ca, cert, key) = write_certificates(&tls_dir)?;
+            let tls = TlsServer::load(TlsFiles {
+                cert,
+                key,
+                client_ca: None,
+            })
+            .map_err(|e| kafka_error("load TLS", e))?;
+            let users = UserStore::open(dir).map_err(|e| kafka_error("open users", e))?;
+            users
+                .set_password(
+                    SASL_USER,
+                    SASL_PASSWORD.as_bytes(),
+                    &[ScramHash::Sha512],
+                    DEFAULT_ITERATIONS,
+                )
+                .map_err(|e| kafka_error("add user", e))?;
+            let authorizer = Authorizer::open(dir, [format!("User:{SASL_USER}")])
+                .map_err(|e| kafka_error("open ACLs", e))?;
+            config.tls = Some(tls);
+            config.sasl = Some(SaslConfig {
+                users: users.clone(),
+                mechanisms: vec![Mechanism::Scram(ScramHash::Sha512)],
+            });
+            config.users = Some(users);
+            config.authorizer = Some(authorizer);
+            Ok([
+                ("security.protocol", "SASL_SSL".to_string()),
+                ("sasl.mechanism", "SCRAM-SHA-512".to_string()),
+                ("sasl.username", SASL_USER.to_string()),
+                ("sasl.password", SASL_PASSWORD.to_string()),
+                ("ssl.ca.location", ca.display().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect())
+        })
+    }
+
+    /// Starts the broker after `secure` adjusted its configuration and named the client
+    /// properties that go with it.
+    fn start_with(
+        dir: &Path,
+        topics: LogConfig,
+        secure: impl FnOnce(&mut BrokerConfig) -> Result<Vec<(String, String)>>,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("herald-broker")
@@ -259,6 +364,7 @@ impl InProcessBroker {
         config.default_topic_config = topics;
         config.group_initial_rebalance_delay_ms = 0;
         config.retention_check_interval_ms = 24 * 3600 * 1000;
+        let client = secure(&mut config)?;
         let handle = runtime.block_on(Broker::start(config))?;
         let bootstrap = handle.kafka_addr().to_string();
         Ok(Self {
@@ -266,12 +372,28 @@ impl InProcessBroker {
             handle: Some(handle),
             bootstrap,
             dir: dir.to_path_buf(),
+            client,
         })
     }
 
     /// `host:port` of the Kafka listener.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// The librdkafka properties a client of this broker needs on top of
+    /// [`producer_config`] or [`consumer_config`]: none for plaintext, the SASL_SSL
+    /// settings (protocol, mechanism, user, password, CA) otherwise.
+    pub fn client_properties(&self) -> &[(String, String)] {
+        &self.client
+    }
+
+    /// `config` with [`client_properties`](Self::client_properties) set.
+    pub fn secure(&self, mut config: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.client {
+            config.set(k, v);
+        }
+        config
     }
 
     fn broker(&self) -> &Broker {
@@ -421,6 +543,15 @@ impl HeraldKafka {
         })
     }
 
+    /// The same over SASL_SSL ([`InProcessBroker::start_sasl_ssl`]); the label starts
+    /// with `SASL_SSL, `.
+    pub fn start_sasl_ssl(dir: &Path, topics: LogConfig, label: &str) -> Result<Self> {
+        Ok(Self {
+            broker: InProcessBroker::start_sasl_ssl(dir, topics)?,
+            label: format!("SASL_SSL, {label}"),
+        })
+    }
+
     /// The broker behind it.
     pub fn broker(&self) -> &InProcessBroker {
         &self.broker
@@ -438,11 +569,17 @@ impl Target for HeraldKafka {
     }
 
     fn settings(&self) -> String {
+        let security = if self.broker.client.is_empty() {
+            "PLAINTEXT"
+        } else {
+            "SASL_SSL (TLS: rustls on the broker, OpenSSL in librdkafka; SCRAM-SHA-512; ACLs \
+             on, the user a super user)"
+        };
         format!(
-            "herald serve in process, 1 partition, acks=all, {}; librdkafka {}: linger.ms {} \
-             (throughput) / 0 (latency), batch.size {}, 5 in flight, no compression; \
-             consumers: assign + group commit every 1 s, fetch.wait.max.ms {}",
-            self.label,
+            "herald serve in process, 1 partition, acks=all, {}, {security}; librdkafka {}: \
+             linger.ms {} (throughput) / 0 (latency), batch.size {}, 5 in flight, no \
+             compression; consumers: assign + group commit every 1 s, fetch.wait.max.ms {}",
+            self.label.trim_start_matches("SASL_SSL, "),
             rdkafka::util::get_rdkafka_version().1,
             THROUGHPUT_LINGER.as_millis(),
             BATCH_BYTES,
@@ -464,12 +601,53 @@ impl Target for HeraldKafka {
     }
 
     fn producer(&self, stream: &str, profile: Profile) -> Result<Box<dyn Producer>> {
-        let config = producer_config(self.broker.bootstrap(), profile);
+        let config = self
+            .broker
+            .secure(producer_config(self.broker.bootstrap(), profile));
         Ok(Box::new(KafkaProducer::new(&config, stream)?))
     }
 
     fn consumer(&self, stream: &str, group: &str) -> Result<Box<dyn Consumer>> {
-        let config = consumer_config(self.broker.bootstrap(), group);
+        let config = self
+            .broker
+            .secure(consumer_config(self.broker.bootstrap(), group));
         Ok(Box::new(KafkaConsumer::new(&config, stream)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{target, workload::log_config};
+
+    #[test]
+    fn the_sasl_ssl_target_writes_and_reads_back_a_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = log_config(herald_log::Durability::group_commit());
+        let t = HeraldKafka::start_sasl_ssl(dir.path(), topics, "group commit").unwrap();
+        assert_eq!(t.name(), "herald-kafka (SASL_SSL, group commit)");
+        assert!(t.settings().contains("SASL_SSL (TLS"), "{}", t.settings());
+        let protocol = t
+            .broker()
+            .client_properties()
+            .iter()
+            .find(|(k, _)| k == "security.protocol");
+        assert_eq!(protocol.map(|(_, v)| v.as_str()), Some("SASL_SSL"));
+        t.create_stream("secured", &["g".to_string()]).unwrap();
+        let mut producers = vec![t.producer("secured", Profile::Throughput).unwrap()];
+        let c = target::catch_up(
+            &mut producers,
+            || t.consumer("secured", "g"),
+            100,
+            1000,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!((c.backlog, c.read.messages), (1000, 1000));
+        drop(producers);
+        t.shutdown().unwrap();
     }
 }

@@ -3,7 +3,9 @@
 //! The goal check compares Herald over Kafka with every peer that acknowledges only
 //! after an fsync (matched durability): throughput at least [`THROUGHPUT_GOAL`] times
 //! the peer's in every throughput scenario (median of the per-round ratios), and the
-//! lowest p99 latency at [`LATENCY_GOAL_RATE`] messages per second.
+//! lowest p99 latency at [`LATENCY_GOAL_RATE`] messages per second. With the SASL_SSL
+//! target in the run ([`SuiteReport::sasl_ssl`]), Herald over SASL_SSL against Herald
+//! over plaintext: at least [`SASL_SSL_GOAL`] of its throughput.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -21,6 +23,32 @@ pub const THROUGHPUT_GOAL: f64 = 1.5;
 pub const LATENCY_GOAL_RATE: f64 = 10_000.0;
 /// The Herald target the goals are checked for.
 pub const HERALD: &str = "herald-kafka";
+/// How the name of Herald over Kafka with a SASL_SSL listener starts.
+pub const HERALD_SASL_SSL: &str = "herald-kafka (SASL_SSL";
+/// Smallest SASL_SSL/plaintext throughput ratio the SASL_SSL comparison asks for.
+pub const SASL_SSL_GOAL: f64 = 0.7;
+
+/// One scenario of Herald over SASL_SSL against Herald over plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityRow {
+    /// The scenario: a throughput one, `catch-up write` or `catch-up read`.
+    pub scenario: String,
+    /// Value size, for MB/s.
+    pub bytes: usize,
+    /// Plaintext messages/s (the median of the rounds for throughput).
+    pub plaintext: f64,
+    /// SASL_SSL messages/s.
+    pub sasl_ssl: f64,
+    /// SASL_SSL / plaintext: the median of the per-round ratios for throughput.
+    pub ratio: f64,
+}
+
+impl SecurityRow {
+    /// Whether the ratio meets [`SASL_SSL_GOAL`].
+    pub fn pass(&self) -> bool {
+        self.ratio >= SASL_SSL_GOAL
+    }
+}
 
 /// A target as the report describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,7 +225,61 @@ impl SuiteReport {
     }
 
     fn herald(&self) -> Option<&TargetInfo> {
-        self.ran().find(|t| t.name.starts_with(HERALD))
+        self.ran()
+            .find(|t| t.name.starts_with(HERALD) && !t.name.starts_with(HERALD_SASL_SSL))
+    }
+
+    /// Herald over SASL_SSL against Herald over plaintext, scenario by scenario: every
+    /// throughput scenario, then writing and reading the catch-up backlog. Empty unless
+    /// both ran.
+    pub fn sasl_ssl(&self) -> Vec<SecurityRow> {
+        let (Some(plain), Some(secured)) = (
+            self.herald(),
+            self.ran().find(|t| t.name.starts_with(HERALD_SASL_SSL)),
+        ) else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for scenario in self.throughput_scenarios() {
+            let (
+                Some(Outcome::Throughput { bytes, rates: p }),
+                Some(Outcome::Throughput { rates: s, .. }),
+            ) = (
+                self.get(&plain.name, &scenario),
+                self.get(&secured.name, &scenario),
+            )
+            else {
+                continue;
+            };
+            let Some(ratio) = self.throughput_ratio(&secured.name, &plain.name, &scenario) else {
+                continue;
+            };
+            rows.push(SecurityRow {
+                scenario,
+                bytes: *bytes,
+                plaintext: median(p),
+                sasl_ssl: median(s),
+                ratio,
+            });
+        }
+        if let (Some(Outcome::CatchUp(p)), Some(Outcome::CatchUp(s))) = (
+            self.get(&plain.name, "catch-up"),
+            self.get(&secured.name, "catch-up"),
+        ) {
+            for (scenario, p, s) in [
+                ("catch-up write", p.fill.per_sec(), s.fill.per_sec()),
+                ("catch-up read", p.read.per_sec(), s.read.per_sec()),
+            ] {
+                rows.push(SecurityRow {
+                    scenario: scenario.into(),
+                    bytes: self.config.backlog_bytes,
+                    plaintext: p,
+                    sasl_ssl: s,
+                    ratio: if p > 0.0 { s / p } else { 0.0 },
+                });
+            }
+        }
+        rows
     }
 
     /// Herald/peer per-round ratios' median for one throughput scenario.
@@ -423,6 +505,27 @@ impl SuiteReport {
                 );
             }
         }
+        let security = self.sasl_ssl();
+        if !security.is_empty() {
+            let _ = write!(
+                out,
+                "\nSASL_SSL vs plaintext ({HERALD} with a SASL_SSL listener against {HERALD} over plaintext, otherwise the same settings; ratio = SASL_SSL / plaintext, for throughput the median of the per-round ratios; goal ≥ {SASL_SSL_GOAL}):\n\n\
+                 | scenario | plaintext msg/s (MB/s) | SASL_SSL msg/s (MB/s) | ratio | goal |\n|---|--:|--:|--:|---|\n"
+            );
+            for r in &security {
+                let cell =
+                    |rate: f64| format!("{} ({:.1})", fmt_rate(rate), rate * r.bytes as f64 / 1e6);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.2} | {} |",
+                    r.scenario.trim_start_matches("throughput "),
+                    cell(r.plaintext),
+                    cell(r.sasl_ssl),
+                    r.ratio,
+                    verdict(r.pass())
+                );
+            }
+        }
         if let Some((name, p99)) = self.lowest_p99() {
             let _ = writeln!(
                 out,
@@ -497,6 +600,13 @@ impl SuiteReport {
             "results": self.results.iter().map(|m| json!({
                 "target": m.target, "scenario": m.scenario, "outcome": outcome(&m.outcome),
             })).collect::<Vec<_>>(),
+            "sasl_ssl_vs_plaintext": self.sasl_ssl().iter().map(|r| json!({
+                "scenario": r.scenario, "value_bytes": r.bytes,
+                "plaintext_msgs_per_s": r.plaintext, "sasl_ssl_msgs_per_s": r.sasl_ssl,
+                "plaintext_mb_per_s": r.plaintext * r.bytes as f64 / 1e6,
+                "sasl_ssl_mb_per_s": r.sasl_ssl * r.bytes as f64 / 1e6,
+                "ratio": r.ratio, "goal": SASL_SSL_GOAL, "pass": r.pass(),
+            })).collect::<Vec<_>>(),
             "goals": self.goals().iter().map(|g| json!({
                 "peer": g.peer,
                 "throughput_ratios": g.ratios.iter().map(|(s, r)| json!({"scenario": s, "ratio": r})).collect::<Vec<_>>(),
@@ -561,7 +671,7 @@ pub struct Goal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::Rate;
+    use crate::target::{CatchUp, Rate};
 
     fn stats(rate: f64, p99_ms: u64) -> LatencyStats {
         LatencyStats {
@@ -733,6 +843,76 @@ mod tests {
         assert_eq!(j["results"][0]["outcome"]["median_msgs_per_s"], 300.0);
         assert_eq!(j["goals"][0]["throughput_pass"], true);
         assert_eq!(j["goals"][0]["latency_pass"], false);
+    }
+
+    #[test]
+    fn sasl_ssl_is_compared_with_plaintext_and_is_no_peer() {
+        let mut r = report();
+        assert!(r.sasl_ssl().is_empty(), "no SASL_SSL target ran");
+        let secured = "herald-kafka (SASL_SSL, group commit)";
+        r.targets.insert(
+            1,
+            TargetInfo {
+                name: secured.into(),
+                settings: "s".into(),
+                fsync_before_ack: true,
+                skipped: None,
+            },
+        );
+        r.results.push(Measured::new(
+            secured,
+            "throughput 1000 B ×1",
+            Outcome::Throughput {
+                bytes: 1000,
+                rates: vec![240.0, 100.0, 150.0],
+            },
+        ));
+        let catch_up = |fill: u64, read: u64| {
+            Outcome::CatchUp(CatchUp {
+                backlog: 1000,
+                fill: Rate {
+                    messages: fill,
+                    elapsed: Duration::from_secs(1),
+                },
+                read: Rate {
+                    messages: read,
+                    elapsed: Duration::from_secs(1),
+                },
+            })
+        };
+        r.results.push(Measured::new(
+            "herald-kafka (group commit)",
+            "catch-up",
+            catch_up(1000, 1000),
+        ));
+        r.results
+            .push(Measured::new(secured, "catch-up", catch_up(900, 600)));
+        let rows = r.sasl_ssl();
+        // Per-round ratios 0.8, 0.5, 0.5: median 0.5.
+        assert_eq!(rows[0].scenario, "throughput 1000 B ×1");
+        assert_eq!((rows[0].plaintext, rows[0].sasl_ssl), (300.0, 150.0));
+        assert_eq!(rows[0].ratio, 0.5);
+        assert!(!rows[0].pass());
+        assert_eq!(rows[1].scenario, "catch-up write");
+        assert!(rows[1].pass());
+        assert_eq!(rows[2].scenario, "catch-up read");
+        assert_eq!(rows[2].bytes, r.config.backlog_bytes);
+        assert!((rows[2].ratio - 0.6).abs() < 1e-9);
+        assert!(!rows[2].pass());
+        // Still one goal row: the SASL_SSL target is Herald, not a peer.
+        assert_eq!(r.goals().len(), 1);
+        let md = r.markdown();
+        assert!(
+            md.contains("| 1000 B ×1 | 300 (0.3) | 150 (0.1) | 0.50 | FAIL |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| catch-up read | 1.0k (0.1) | 600 (0.1) | 0.60 | FAIL |"),
+            "{md}"
+        );
+        let j = r.json();
+        assert_eq!(j["sasl_ssl_vs_plaintext"][0]["ratio"], 0.5);
+        assert_eq!(j["sasl_ssl_vs_plaintext"][2]["pass"], false);
     }
 
     #[test]

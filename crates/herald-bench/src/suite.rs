@@ -14,6 +14,10 @@
 //! 3. fan-out: one producer at full speed, [`crate::peers::MAX_GROUPS`] groups;
 //! 4. catch-up: a backlog (up to a million messages, bounded in time) read by one
 //!    consumer from the start.
+//!
+//! With [`SuiteConfig::sasl_ssl`] (`herald-bench --sasl-ssl`) Herald over Kafka runs a
+//! second time, over SASL_SSL, interleaved with the others; the report compares it with
+//! plaintext ([`crate::report::SuiteReport::sasl_ssl`]).
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -71,6 +75,8 @@ impl PeerUrls {
 pub enum TargetSpec {
     /// `herald serve` in process, librdkafka clients, group commit.
     HeraldKafka,
+    /// The same over SASL_SSL (SCRAM-SHA-512, TLS), only with [`SuiteConfig::sasl_ssl`].
+    HeraldKafkaSaslSsl,
     /// herald-log in process through a bench-only client (not the SDK's embedded
     /// transport), group commit.
     HeraldLogDirect,
@@ -90,8 +96,9 @@ pub enum TargetSpec {
 
 impl TargetSpec {
     /// Every target, Herald first.
-    pub const ALL: [TargetSpec; 8] = [
+    pub const ALL: [TargetSpec; 9] = [
         TargetSpec::HeraldKafka,
+        TargetSpec::HeraldKafkaSaslSsl,
         TargetSpec::HeraldLogDirect,
         TargetSpec::NatsSyncAlways,
         TargetSpec::NatsDefault,
@@ -105,6 +112,7 @@ impl TargetSpec {
     pub fn label(self) -> &'static str {
         match self {
             TargetSpec::HeraldKafka => "herald-kafka (group commit)",
+            TargetSpec::HeraldKafkaSaslSsl => "herald-kafka (SASL_SSL, group commit)",
             TargetSpec::HeraldLogDirect => "herald-log-direct (group commit)",
             TargetSpec::NatsSyncAlways => "nats-jetstream (sync always)",
             TargetSpec::NatsDefault => "nats-jetstream (default)",
@@ -121,6 +129,11 @@ impl TargetSpec {
         Ok(match self {
             TargetSpec::HeraldKafka => Box::new(HeraldKafka::start(
                 &scratch.case_dir("suite-herald-kafka")?,
+                log_config(group_commit.1),
+                "group commit",
+            )?),
+            TargetSpec::HeraldKafkaSaslSsl => Box::new(HeraldKafka::start_sasl_ssl(
+                &scratch.case_dir("suite-herald-kafka-sasl-ssl")?,
                 log_config(group_commit.1),
                 "group commit",
             )?),
@@ -172,6 +185,9 @@ pub fn run(
     for spec in TargetSpec::ALL {
         let label = spec.label();
         if !config.only.is_empty() && !config.only.iter().any(|o| label.contains(o.as_str())) {
+            continue;
+        }
+        if spec == TargetSpec::HeraldKafkaSaslSsl && !config.sasl_ssl {
             continue;
         }
         match spec.start(scratch, urls) {

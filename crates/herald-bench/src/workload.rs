@@ -443,6 +443,9 @@ pub struct SuiteConfig {
     pub backlog_bound: Duration,
     /// Only targets whose name contains one of these (all if empty).
     pub only: Vec<String>,
+    /// Also run Herald over Kafka with a SASL_SSL listener (SCRAM-SHA-512 over TLS), to
+    /// compare with plaintext.
+    pub sasl_ssl: bool,
 }
 
 impl Default for SuiteConfig {
@@ -461,6 +464,7 @@ impl Default for SuiteConfig {
             backlog_bytes: 100,
             backlog_bound: Duration::from_secs(10),
             only: Vec::new(),
+            sasl_ssl: false,
         }
     }
 }

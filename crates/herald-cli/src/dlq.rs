@@ -18,11 +18,12 @@
 
 use std::{
     io::{BufRead, IsTerminal, Write},
+    path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use base64::Engine;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use herald::{
     DeadLetter, DeadLetterFilter, DeadLetterQueue, KafkaTransport, ReplayTarget,
     dlq::{DeadLetterKind, DlqCounts},
@@ -30,7 +31,11 @@ use herald::{
 };
 use serde_json::{Value, json};
 
-use crate::{client::Output, error::CliError, output};
+use crate::{
+    client::{Output, credentials},
+    error::CliError,
+    output,
+};
 
 /// How long to wait for a TCP connection to a bootstrap server before saying there is
 /// no broker.
@@ -89,6 +94,243 @@ pub(crate) struct QueueArgs {
     /// Output format: `json` prints one JSON document (the HTTP API's shape)
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     output: Output,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Kafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum SecurityProtocol {
+    /// No TLS, no SASL.
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::from_str(name, true).ok()
+    }
+
+    fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+
+    fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
+/// Kafka's `sasl.mechanism`, of those librdkafka speaks without Kerberos or OAuth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SaslMechanism {
+    /// User name and password in the clear (over TLS only, please).
+    #[value(name = "PLAIN")]
+    Plain,
+    /// SCRAM with SHA-256.
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// How to reach a secured Kafka listener, as Kafka clients are configured.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SecurityArgs {
+    /// Kafka security protocol [default: PLAINTEXT, or the --kafka-config file's]
+    #[arg(
+        long,
+        env = "HERALD_KAFKA_SECURITY_PROTOCOL",
+        value_enum,
+        ignore_case = true,
+        value_name = "PROTOCOL"
+    )]
+    security_protocol: Option<SecurityProtocol>,
+    /// SASL mechanism for SASL_PLAINTEXT and SASL_SSL [default: SCRAM-SHA-512]
+    #[arg(
+        long,
+        env = "HERALD_KAFKA_SASL_MECHANISM",
+        value_enum,
+        ignore_case = true,
+        value_name = "MECHANISM"
+    )]
+    sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user; the password comes from the HERALD_PASSWORD environment variable,
+    /// never from the command line
+    #[arg(long, env = "HERALD_USER", value_name = "NAME")]
+    user: Option<String>,
+    /// CA certificate (PEM) that signed the broker's certificate, for SSL and SASL_SSL
+    /// (librdkafka's ssl.ca.location) [default: the system's CAs]
+    #[arg(long, env = "HERALD_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// librdkafka properties file, one `key=value` a line, `#` comments (like kcat -F);
+    /// the flags above override it
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Option<PathBuf>,
+}
+
+/// Whether the option's value is the environment variable's (not a flag's).
+fn from_env(var: &str, value: impl AsRef<std::ffi::OsStr>) -> bool {
+    std::env::var_os(var).is_some_and(|v| v == value.as_ref())
+}
+
+/// The librdkafka `key=value` properties of a file like kcat's `-F`: blank lines and
+/// lines starting with `#` are skipped, keys and values trimmed.
+fn read_properties(path: &Path) -> Result<Vec<(String, String)>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(format!(
+            "--kafka-config {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.push((k.trim().to_owned(), v.trim().to_owned()))
+            }
+            _ => {
+                return Err(CliError::usage(format!(
+                    "--kafka-config {} line {}: expected key=value (a librdkafka property, \
+                     e.g. security.protocol=SASL_SSL), got {line:?}",
+                    path.display(),
+                    n + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl SecurityArgs {
+    /// The transport's settings for `bootstrap`: the file's properties, then the flags.
+    fn kafka_config(&self, bootstrap: &str) -> Result<KafkaConfig, CliError> {
+        let mut config = KafkaConfig::new(bootstrap).with_client_id("herald-cli");
+        let mut file_protocol = None;
+        let mut file_user = false;
+        if let Some(path) = &self.kafka_config {
+            for (k, v) in read_properties(path)? {
+                match k.as_str() {
+                    "security.protocol" => {
+                        file_protocol = Some(SecurityProtocol::parse(&v).ok_or_else(|| {
+                            CliError::usage(format!(
+                                "--kafka-config {}: security.protocol={v} is not one of \
+                                 PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                                path.display()
+                            ))
+                        })?)
+                    }
+                    "sasl.username" => file_user = true,
+                    _ => {}
+                }
+                config = config.set(k, v);
+            }
+        }
+        let protocol = self
+            .security_protocol
+            .or(file_protocol)
+            .unwrap_or(SecurityProtocol::Plaintext);
+        config = config.set("security.protocol", protocol.name());
+        if !protocol.sasl() {
+            // HERALD_USER and HERALD_CA_FILE also serve the HTTP commands: set in the
+            // environment, they are no mistake on a listener without SASL or TLS.
+            if let Some(user) = self.user.as_ref().filter(|u| !from_env("HERALD_USER", u)) {
+                return Err(CliError::usage(format!(
+                    "--user {user:?} logs in with SASL, but the security protocol is {}: add \
+                     --security-protocol SASL_SSL (or SASL_PLAINTEXT), or drop --user (and \
+                     HERALD_USER)",
+                    protocol.name()
+                )));
+            }
+            if self.sasl_mechanism.is_some() {
+                return Err(CliError::usage(format!(
+                    "--sasl-mechanism needs a SASL security protocol, not {}: add \
+                     --security-protocol SASL_SSL (or SASL_PLAINTEXT)",
+                    protocol.name()
+                )));
+            }
+        } else {
+            match credentials(self.user.as_deref())? {
+                Some((user, password)) => {
+                    config = config
+                        .set("sasl.username", user)
+                        .set("sasl.password", password);
+                }
+                None if !file_user => {
+                    return Err(CliError::usage(format!(
+                        "{} needs a user: add --user NAME (or set HERALD_USER) with its \
+                         password in the HERALD_PASSWORD environment variable",
+                        protocol.name()
+                    )));
+                }
+                None => {}
+            }
+            let file_mechanism = config
+                .properties
+                .keys()
+                .any(|k| k == "sasl.mechanism" || k == "sasl.mechanisms");
+            match self.sasl_mechanism {
+                Some(m) => {
+                    config.properties.remove("sasl.mechanisms");
+                    config = config.set("sasl.mechanism", m.name());
+                }
+                None if !file_mechanism => {
+                    config = config.set("sasl.mechanism", SaslMechanism::ScramSha512.name());
+                }
+                None => {}
+            }
+        }
+        if let Some(ca) = &self.ca_file {
+            if !protocol.tls() && from_env("HERALD_CA_FILE", ca) {
+                return Ok(config);
+            }
+            if !protocol.tls() {
+                return Err(CliError::usage(format!(
+                    "--ca-file is for TLS, but the security protocol is {}: add \
+                     --security-protocol SSL (or SASL_SSL), or drop --ca-file (and \
+                     HERALD_CA_FILE)",
+                    protocol.name()
+                )));
+            }
+            if let Err(e) = std::fs::metadata(ca) {
+                return Err(CliError::usage(format!(
+                    "--ca-file {}: cannot read it: {e}",
+                    ca.display()
+                )));
+            }
+            config = config.set("ssl.ca.location", ca.display().to_string());
+        }
+        Ok(config)
+    }
 }
 
 /// Conditions on the letters; all must hold.
@@ -141,8 +383,29 @@ pub(crate) struct SelectArgs {
     yes: bool,
 }
 
-/// Runs `herald dlq ...`.
+/// Runs `herald dlq ...` on a runtime of its own. After a failure (a refused login above
+/// all) the transport's librdkafka calls may block until their own timeouts (30 s); the
+/// command exits at once instead of waiting for them.
 pub(crate) async fn dlq(command: DlqCommand) -> Result<(), CliError> {
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))?;
+        let result = runtime.block_on(run(command));
+        match result {
+            // What is left is closing the clients, quick once nothing waits on them.
+            Ok(()) => runtime.shutdown_timeout(Duration::from_secs(5)),
+            Err(_) => runtime.shutdown_background(),
+        }
+        result
+    })
+    .await
+    .map_err(|e| CliError::runtime(format!("herald dlq stopped: {e}")))?
+}
+
+async fn run(command: DlqCommand) -> Result<(), CliError> {
     match command {
         DlqCommand::List { queue, filter } => {
             let q = open(&queue).await?;
@@ -216,6 +479,8 @@ pub(crate) async fn dlq(command: DlqCommand) -> Result<(), CliError> {
 
 /// The dead-letter queue of `queue`, after checking that a broker answers.
 async fn open(queue: &QueueArgs) -> Result<DeadLetterQueue<KafkaTransport>, CliError> {
+    // Mistakes in the security options first: they need no broker to show.
+    let config = queue.security.kafka_config(&queue.bootstrap)?;
     let servers: Vec<&str> = queue
         .bootstrap
         .split(',')
@@ -245,14 +510,25 @@ async fn open(queue: &QueueArgs) -> Result<DeadLetterQueue<KafkaTransport>, CliE
             queue.bootstrap
         )));
     }
-    let transport =
-        KafkaTransport::new(KafkaConfig::new(queue.bootstrap.clone()).with_client_id("herald-cli"))
-            .map_err(|e| CliError::runtime(format!("cannot create a Kafka client: {e}")))?;
+    let transport = KafkaTransport::new(config).map_err(|e| {
+        CliError::usage(format!(
+            "cannot create a Kafka client: {e} (check --security-protocol, --sasl-mechanism, \
+             --ca-file and the --kafka-config file)"
+        ))
+    })?;
     Ok(DeadLetterQueue::new(transport, &queue.topic, &queue.group))
 }
 
 fn failed(e: herald::dlq::DlqError) -> CliError {
-    CliError::runtime(format!("dead-letter operation failed: {e}"))
+    let e = e.to_string();
+    // The transport names librdkafka's properties; say which flags set them.
+    let hint = if e.contains("the broker refused the connection") {
+        " (here: --user or HERALD_USER with HERALD_PASSWORD, --sasl-mechanism, --ca-file or \
+         HERALD_CA_FILE, and --security-protocol)"
+    } else {
+        ""
+    };
+    CliError::runtime(format!("dead-letter operation failed: {e}{hint}"))
 }
 
 /// How to see the ids, for error messages.

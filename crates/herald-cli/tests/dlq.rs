@@ -1,9 +1,13 @@
 //! `herald dlq` as a user runs it: a broker started in-process on port 0, a poison event
 //! dead-lettered by an SDK router on the Kafka transport, then `list`, `show`, `replay`
 //! and `discard` through the binary, and the mistakes a user makes (no broker, unknown
-//! id, a filter-wide operation without `--yes`).
+//! id, a filter-wide operation without `--yes`). Against a SASL_SSL `herald serve`:
+//! `list` with the security flags, the password from HERALD_PASSWORD, or a
+//! `--kafka-config` file; a wrong password and incomplete security options.
 
 use std::{
+    io::Write,
+    path::Path,
     process::{Command, Output, Stdio},
     sync::{
         Arc,
@@ -18,7 +22,7 @@ use herald::{
     transport::{Admin, PublisherExt, kafka::KafkaConfig},
 };
 use herald_broker::{Broker, BrokerConfig};
-use herald_test_support::HeraldServe;
+use herald_test_support::{HeraldServe, TestCa, herald_command, output_within};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -636,4 +640,208 @@ async fn the_http_dead_letter_routes_open_no_kafka_connection() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the broker never counted the test's own Kafka connection");
+}
+
+/// The SASL user of the secured broker, and its password.
+const SVC: (&str, &str) = ("svc", "dead-letters-over-tls");
+
+/// A `herald serve` with a SASL_SSL Kafka listener (the test CA's certificate), user
+/// `svc` (SCRAM-SHA-512) added before it starts, and `svc` a super user.
+fn sasl_ssl_serve(dir: &Path, ca: &TestCa) -> HeraldServe {
+    let data = dir.join("data");
+    let mut add = herald_command(HERALD);
+    add.args(["users", "add", SVC.0, "--password-stdin"])
+        .args(["--mechanism", "SCRAM-SHA-512", "--data-dir"])
+        .arg(&data);
+    let out = output_within(&mut add, Some(SVC.1.as_bytes()), Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = ca.server("server");
+    let mut cmd = herald_command(HERALD);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--kafka-listen", "SASL_SSL://127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--super-users", SVC.0])
+        .arg("--tls-cert")
+        .arg(&server.cert)
+        .arg("--tls-key")
+        .arg(&server.key);
+    HeraldServe::spawn(cmd, &dir.join("serve.log"))
+}
+
+/// `herald dlq ARGS --bootstrap ADDR` with only `env` of the HERALD_* variables, off
+/// the async runtime and bounded in time.
+async fn dlq_env(bootstrap: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = herald_command(HERALD);
+    cmd.arg("dlq").args(args).arg("--bootstrap").arg(bootstrap);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || output_within(&mut cmd, None, Duration::from_secs(60)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_over_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let serve = sasl_ssl_serve(dir.path(), &ca);
+    let ca_file = ca.ca.display().to_string();
+    let t = KafkaTransport::new(
+        KafkaConfig::new(&serve.kafka)
+            .with_join_timeout(Duration::from_secs(30))
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", SVC.0)
+            .set("sasl.password", SVC.1)
+            .set("ssl.ca.location", &ca_file)
+            .set_consumer("session.timeout.ms", "6000")
+            .set_consumer("heartbeat.interval.ms", "100"),
+    )
+    .unwrap();
+    t.create_topic("payments", 1).await.unwrap();
+    let (router, _fixed, _handled) = ledger(&t).await;
+    let worse = payment("worse", 3);
+    t.publish_envelopes("payments", std::slice::from_ref(&worse))
+        .await
+        .unwrap();
+
+    let queue = ["list", "--topic", "payments", "--group", "ledger"];
+    let flags = [
+        "--security-protocol",
+        "SASL_SSL",
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--user",
+        SVC.0,
+        "--ca-file",
+        &ca_file,
+    ];
+    let args: Vec<&str> = queue.iter().chain(&flags).copied().collect();
+    let mut listed = String::new();
+    for _ in 0..120 {
+        let out = dlq_env(&serve.kafka, &args, &[("HERALD_PASSWORD", SVC.1)]).await;
+        assert!(
+            out.status.success(),
+            "herald dlq list over SASL_SSL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        listed = String::from_utf8(out.stdout).unwrap();
+        if listed.contains("1 dead letter(s)") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(listed.contains(&worse.id), "{listed}");
+    assert!(listed.contains("card declined"), "{listed}");
+
+    // The same from the environment and a librdkafka properties file (kcat -F style).
+    let properties = dir.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "# herald dlq --kafka-config\nsecurity.protocol=SASL_SSL\n\nsasl.mechanism = \
+             SCRAM-SHA-512\nsasl.username={}\nsasl.password={}\nssl.ca.location={ca_file}\n",
+            SVC.0, SVC.1
+        ),
+    )
+    .unwrap();
+    let properties = properties.display().to_string();
+    let args: Vec<&str> = queue
+        .iter()
+        .copied()
+        .chain(["--kafka-config", &properties, "-o", "json"])
+        .collect();
+    let out = dlq_env(&serve.kafka, &args, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["count"], 1, "{json}");
+    assert_eq!(json["letters"][0]["id"], worse.id.as_str());
+    let out = dlq_env(
+        &serve.kafka,
+        &queue,
+        &[
+            ("HERALD_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("HERALD_USER", SVC.0),
+            ("HERALD_PASSWORD", SVC.1),
+            ("HERALD_CA_FILE", &ca_file),
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "the environment's settings (SCRAM-SHA-512 by default): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&worse.id));
+
+    // A wrong password: a runtime error soon, with the broker's reason and what to fix.
+    let started = std::time::Instant::now();
+    let args: Vec<&str> = queue.iter().chain(&flags).copied().collect();
+    let out = dlq_env(&serve.kafka, &args, &[("HERALD_PASSWORD", "wrong")]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}: {err}");
+    assert!(err.contains("the broker refused the connection"), "{err}");
+    assert!(err.contains("HERALD_PASSWORD"), "{err}");
+
+    // Incomplete options are usage errors before any connection.
+    let out = dlq_env(&serve.kafka, &args, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HERALD_PASSWORD"));
+    let out = dlq_env(
+        &serve.kafka,
+        &[
+            &queue[..],
+            &["--security-protocol", "SASL_SSL", "--ca-file", &ca_file],
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SASL_SSL needs a user: add --user NAME"),
+        "{err}"
+    );
+    let out = dlq_env(
+        &serve.kafka,
+        &[&queue[..], &["--user", SVC.0]].concat(),
+        &[("HERALD_PASSWORD", SVC.1)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--security-protocol SASL_SSL"), "{err}");
+    let mut bad = std::fs::File::create(dir.path().join("bad.properties")).unwrap();
+    writeln!(bad, "security.protocol=SASL_SSL\nnot a property").unwrap();
+    let bad = dir.path().join("bad.properties").display().to_string();
+    let out = dlq_env(
+        &serve.kafka,
+        &[&queue[..], &["--kafka-config", &bad]].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2: expected key=value"), "{err}");
+
+    router.shutdown().await.unwrap();
 }

@@ -17,7 +17,7 @@ pub(crate) enum Kind {
     /// An IP address and port such as `127.0.0.1:9092`, with an optional scheme:
     /// `SSL://127.0.0.1:9093`, `https://…`.
     Listener,
-    /// Several [`Listener`](Kind::Listener)s, comma-separated (Kafka's `listeners`); the
+    /// Several [`Listener`]s, comma-separated (Kafka's `listeners`); the
     /// flag may also be repeated.
     Listeners,
     /// A whole number.

@@ -32,7 +32,10 @@ use rdkafka::{
 };
 use tokio::sync::{oneshot, watch};
 
-use super::{KafkaConfig, LogContext, blocking, kafka_error, lock, log_line, reader::consumed};
+use super::{
+    KafkaConfig, LogContext, SecurityFailures, blocking, kafka_error, lock, log_line,
+    reader::consumed,
+};
 use crate::transport::{
     CommitOffset, ConsumedRecord, Consumer, Result, TopicPartition, TransportError,
     validate_topic_name,
@@ -150,7 +153,12 @@ impl Shared {
 
 impl KafkaConsumer {
     /// Creates the member, subscribes, and waits for the group's first assignment.
-    pub(super) async fn join(config: &KafkaConfig, group: &str, topics: &[&str]) -> Result<Self> {
+    pub(super) async fn join(
+        config: &KafkaConfig,
+        failures: &Arc<SecurityFailures>,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Self> {
         if group.is_empty() {
             return Err(TransportError::Kafka {
                 operation: "joining a consumer group".into(),
@@ -172,6 +180,7 @@ impl KafkaConsumer {
             .group_member(group)
             .create_with_context(GroupContext {
                 shared: shared.clone(),
+                failures: failures.clone(),
             })
             .map_err(|e| kafka_error(operation(), &e))?;
         let client = Arc::new(client);
@@ -195,32 +204,37 @@ impl KafkaConsumer {
             return Ok(consumer);
         }
         let deadline = tokio::time::Instant::now() + config.join_timeout;
-        loop {
-            consumer.changes.borrow_and_update();
-            let (joined, failed) = {
-                let state = lock(&consumer.shared.state);
-                (state.joined, state.failed.clone())
-            };
-            if let Some(e) = failed {
-                return Err(e);
+        let joined = async {
+            loop {
+                consumer.changes.borrow_and_update();
+                let (joined, failed) = {
+                    let state = lock(&consumer.shared.state);
+                    (state.joined, state.failed.clone())
+                };
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if joined {
+                    return Ok(());
+                }
+                if tokio::time::timeout_at(deadline, consumer.changes.changed())
+                    .await
+                    .is_err()
+                {
+                    return Err(TransportError::Kafka {
+                        operation: operation().into(),
+                        message: format!(
+                            "no partition assignment within {:?} (is the cluster reachable at \
+                             {}?)",
+                            config.join_timeout, config.bootstrap_servers
+                        )
+                        .into(),
+                    });
+                }
             }
-            if joined {
-                return Ok(consumer);
-            }
-            if tokio::time::timeout_at(deadline, consumer.changes.changed())
-                .await
-                .is_err()
-            {
-                return Err(TransportError::Kafka {
-                    operation: operation().into(),
-                    message: format!(
-                        "no partition assignment within {:?} (is the cluster reachable at {}?)",
-                        config.join_timeout, config.bootstrap_servers
-                    )
-                    .into(),
-                });
-            }
-        }
+        };
+        failures.guard(operation(), joined).await?;
+        Ok(consumer)
     }
 
     fn client(&self) -> &Arc<GroupClient> {
@@ -403,6 +417,8 @@ async fn drive(client: Arc<GroupClient>, shared: Arc<Shared>, mut stop: oneshot:
 /// buffers in step with the group.
 struct GroupContext {
     shared: Arc<Shared>,
+    /// The transport's: a refused login fails the join at once.
+    failures: Arc<SecurityFailures>,
 }
 
 impl ClientContext for GroupContext {
@@ -412,6 +428,7 @@ impl ClientContext for GroupContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", group = %self.shared.group, %error, reason, "kafka client error");
+        self.failures.record(&error, reason);
     }
 }
 
@@ -564,13 +581,14 @@ fn partition_list<'a>(partitions: impl Iterator<Item = &'a TopicPartition>) -> T
 /// The committed offset of `group` for `tp`, read without joining the group.
 pub(super) fn committed_offset(
     config: &KafkaConfig,
+    context: LogContext,
     group: &str,
     tp: &TopicPartition,
 ) -> Result<Option<u64>> {
     let operation = || format!("reading the committed offset of group {group} for {tp}");
     let client: BaseConsumer<LogContext> = config
         .group_member(group)
-        .create_with_context(LogContext)
+        .create_with_context(context)
         .map_err(|e| kafka_error(operation(), &e))?;
     let tpl = partition_list(std::iter::once(tp));
     let found = client

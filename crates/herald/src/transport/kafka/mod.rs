@@ -11,6 +11,10 @@
 //!   (no auto-commit), and which reports its assignment as the group rebalances.
 //! - [`KafkaConfig`] names the cluster and passes any librdkafka property through, so
 //!   moving from `herald serve` to a managed cluster with SASL is a configuration change.
+//!   librdkafka is built with OpenSSL (Debian's `libssl-dev` at build time): `SSL` and
+//!   `SASL_SSL` with `ssl.ca.location`, and SASL `PLAIN`, `SCRAM-SHA-256` and
+//!   `SCRAM-SHA-512`. A login the broker refuses or a certificate that does not verify
+//!   fails the waiting calls at once with the broker's reason (not at their timeouts).
 //!
 //! ```no_run
 //! use herald::transport::{
@@ -43,6 +47,7 @@
 mod config;
 mod consumer;
 mod reader;
+mod security;
 
 use std::{
     collections::HashMap,
@@ -63,6 +68,7 @@ use rdkafka::{
 
 pub use config::{KafkaConfig, OffsetReset};
 pub use consumer::KafkaConsumer;
+use security::SecurityFailures;
 
 use super::{
     OutgoingRecord, Publisher, RecordPosition, Result, Subscriber, TopicPartition, TransportError,
@@ -91,6 +97,9 @@ struct Inner {
     /// Partition counts seen in metadata, to check explicit partitions before sending.
     partition_counts: Mutex<HashMap<String, u32>>,
     reader: tokio::sync::Mutex<reader::PartitionReader>,
+    /// A refused login or TLS handshake of any of the clients, which fails operations at
+    /// once instead of at their timeouts.
+    failures: Arc<SecurityFailures>,
 }
 
 struct Clients {
@@ -120,23 +129,34 @@ impl Drop for Inner {
 
 impl KafkaTransport {
     /// Creates the producer and admin clients. Nothing is sent until the first call;
-    /// an unreachable cluster shows up as errors (or timeouts) of those calls.
+    /// an unreachable cluster shows up as errors (or timeouts) of those calls. A login
+    /// the broker refuses (SASL) or a broker certificate that does not verify (TLS)
+    /// fails the calls waiting on the cluster at once, with the broker's reason, rather
+    /// than at their timeouts.
     pub fn new(config: KafkaConfig) -> Result<Self> {
         config.check()?;
+        let failures = Arc::new(SecurityFailures::default());
+        let context = LogContext {
+            failures: failures.clone(),
+        };
         let producer = config
             .producer()
-            .create_with_context(LogContext)
+            .create_with_context(context.clone())
             .map_err(|e| kafka_error("creating the producer", &e))?;
         let admin = config
             .admin()
-            .create_with_context(LogContext)
+            .create_with_context(context.clone())
             .map_err(|e| kafka_error("creating the admin client", &e))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                reader: tokio::sync::Mutex::new(reader::PartitionReader::new(config.clone())),
+                reader: tokio::sync::Mutex::new(reader::PartitionReader::new(
+                    config.clone(),
+                    context,
+                )),
                 config,
                 clients: Some(Clients { producer, admin }),
                 partition_counts: Mutex::new(HashMap::new()),
+                failures,
             }),
         })
     }
@@ -156,12 +176,18 @@ impl KafkaTransport {
     /// without joining it.
     pub async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>> {
         let config = self.inner.config.clone();
+        let context = LogContext {
+            failures: self.inner.failures.clone(),
+        };
         let group = group.to_owned();
         let tp = partition.clone();
-        blocking("reading committed offsets", move || {
-            consumer::committed_offset(&config, &group, &tp)
-        })
-        .await?
+        let work = blocking("reading committed offsets", move || {
+            consumer::committed_offset(&config, context, &group, &tp)
+        });
+        self.inner
+            .failures
+            .guard("reading committed offsets", async { work.await? })
+            .await
     }
 
     /// Runs a blocking metadata call on the admin client.
@@ -171,10 +197,10 @@ impl KafkaTransport {
         f: impl FnOnce(&AdminClient<LogContext>, Duration) -> T + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
-        blocking(operation, move || {
+        let work = blocking(operation, move || {
             f(&inner.clients().admin, inner.config.request_timeout)
-        })
-        .await
+        });
+        self.inner.failures.guard(operation, work).await
     }
 
     /// The topic's partition count from fresh metadata (remembered for publishes).
@@ -297,9 +323,24 @@ impl Publisher for KafkaTransport {
         if let Some(highest) = records.iter().filter_map(|r| r.partition).max() {
             self.check_partition(topic, highest).await?;
         }
+        let work = self.publish_now(topic, &records);
+        self.inner
+            .failures
+            .guard(format!("publishing to {topic}"), work)
+            .await
+    }
+}
+
+impl KafkaTransport {
+    /// Hands `records` to the producer and waits for their acknowledgements.
+    async fn publish_now(
+        &self,
+        topic: &str,
+        records: &[OutgoingRecord],
+    ) -> Result<Vec<RecordPosition>> {
         let producer = &self.inner.clients().producer;
         let mut deliveries = Vec::with_capacity(records.len());
-        for r in &records {
+        for r in records {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic);
             if let Some(key) = &r.key {
                 record = record.key(key);
@@ -329,7 +370,7 @@ impl Publisher for KafkaTransport {
             }
         }
         let mut positions = Vec::with_capacity(deliveries.len());
-        for (delivery, r) in deliveries.into_iter().zip(&records) {
+        for (delivery, r) in deliveries.into_iter().zip(records) {
             match delivery.await {
                 Ok(Ok(d)) => positions.push(RecordPosition {
                     partition: d.partition as u32,
@@ -347,7 +388,7 @@ impl Subscriber for KafkaTransport {
     type Consumer = KafkaConsumer;
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer> {
-        KafkaConsumer::join(&self.inner.config, group, topics).await
+        KafkaConsumer::join(&self.inner.config, &self.inner.failures, group, topics).await
     }
 }
 
@@ -382,11 +423,17 @@ impl super::TopicReader for KafkaTransport {
             return Ok(Vec::new());
         }
         let end = high.min(offset.saturating_add(max_records as u64));
+        let work = async {
+            self.inner
+                .reader
+                .lock()
+                .await
+                .read(partition, offset, end)
+                .await
+        };
         self.inner
-            .reader
-            .lock()
-            .await
-            .read(partition, offset, end)
+            .failures
+            .guard(format!("reading {partition} from offset {offset}"), work)
             .await
     }
 }
@@ -411,13 +458,15 @@ impl super::Admin for KafkaTransport {
             .request_timeout(Some(config.request_timeout))
             .operation_timeout(Some(config.request_timeout));
         let operation = || format!("creating topic {topic}");
-        let results = self
-            .inner
-            .clients()
-            .admin
-            .create_topics([&new], &options)
-            .await
-            .map_err(|e| kafka_error(operation(), &e))?;
+        let created = async {
+            self.inner
+                .clients()
+                .admin
+                .create_topics([&new], &options)
+                .await
+                .map_err(|e| kafka_error(operation(), &e))
+        };
+        let results = self.inner.failures.guard(operation(), created).await?;
         match results.into_iter().next() {
             Some(Ok(_)) => {}
             Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
@@ -472,9 +521,12 @@ impl super::Admin for KafkaTransport {
 }
 
 /// The client context of every librdkafka client here: its log lines and errors go to
-/// `tracing` under the `librdkafka` target.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct LogContext;
+/// `tracing` under the `librdkafka` target, and a refused login or TLS handshake to the
+/// transport's [`SecurityFailures`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogContext {
+    failures: Arc<SecurityFailures>,
+}
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
@@ -483,6 +535,7 @@ impl ClientContext for LogContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", %error, reason, "kafka client error");
+        self.failures.record(&error, reason);
     }
 }
 

@@ -16,13 +16,15 @@ use crate::transport::{ConsumedRecord, Header, Result, TopicPartition, Transport
 /// One reusable consumer, created on first use (it needs a Tokio runtime).
 pub(super) struct PartitionReader {
     config: KafkaConfig,
+    context: LogContext,
     consumer: Option<StreamConsumer<LogContext>>,
 }
 
 impl PartitionReader {
-    pub(super) fn new(config: KafkaConfig) -> Self {
+    pub(super) fn new(config: KafkaConfig, context: LogContext) -> Self {
         Self {
             config,
+            context,
             consumer: None,
         }
     }
@@ -46,7 +48,7 @@ impl PartitionReader {
             let consumer = self
                 .config
                 .partition_reader()
-                .create_with_context(LogContext)
+                .create_with_context(self.context.clone())
                 .map_err(|e| kafka_error("creating the partition reader", &e))?;
             self.consumer = Some(consumer);
         }
