@@ -34,6 +34,7 @@ pub mod fuzzing;
 pub mod group;
 mod handlers;
 pub mod http;
+mod listener;
 mod partition;
 mod producer_ids;
 mod producer_state;

@@ -5,9 +5,8 @@
 //! may not describe, and the ACLs and the run-time user survive a restart.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -25,25 +24,7 @@ const PASSWORDS: [(&str, &str); 4] = [
 ];
 
 fn add_user(data: &Path, name: &str, password: &str) {
-    let mut cmd = herald_command(HERALD);
-    cmd.args(["users", "add", name, "--password-stdin", "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("herald users starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    herald_test_support::add_user(HERALD, data, name, password, &[]);
 }
 
 fn start(dir: &Path) -> HeraldServe {

@@ -649,34 +649,14 @@ const SVC: (&str, &str) = ("svc", "dead-letters-over-tls");
 /// `svc` (SCRAM-SHA-512) added before it starts, and `svc` a super user.
 fn sasl_ssl_serve(dir: &Path, ca: &TestCa) -> HeraldServe {
     let data = dir.join("data");
-    let mut add = herald_command(HERALD);
-    add.args(["users", "add", SVC.0, "--password-stdin"])
-        .args(["--mechanism", "SCRAM-SHA-512", "--data-dir"])
-        .arg(&data);
-    let out = output_within(&mut add, Some(SVC.1.as_bytes()), Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    herald_test_support::add_user(
+        HERALD,
+        &data,
+        SVC.0,
+        SVC.1,
+        &["--mechanism", "SCRAM-SHA-512"],
     );
-    let server = ca.server("server");
-    let mut cmd = herald_command(HERALD);
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--kafka-listen", "SASL_SSL://127.0.0.1:0"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--registry-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--super-users", SVC.0])
-        .arg("--tls-cert")
-        .arg(&server.cert)
-        .arg("--tls-key")
-        .arg(&server.key);
-    HeraldServe::spawn(cmd, &dir.join("serve.log"))
+    herald_test_support::sasl_ssl_serve(HERALD, &data, ca, SVC.0, &dir.join("serve.log"))
 }
 
 /// `herald dlq ARGS --bootstrap ADDR` with only `env` of the HERALD_* variables, off

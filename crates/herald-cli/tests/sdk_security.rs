@@ -8,9 +8,7 @@
 //! binary (SASL and TLS are configured by `herald serve` and `herald users`).
 
 use std::{
-    io::Write,
     path::Path,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -19,7 +17,7 @@ use herald::transport::{
     TopicReader,
     kafka::{KafkaConfig, KafkaTransport},
 };
-use herald_test_support::{HeraldServe, TestCa, herald_command};
+use herald_test_support::{HeraldServe, TestCa};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 const USER: &str = "svc";
@@ -27,53 +25,18 @@ const PASSWORD: &str = "s3cret-for-tests";
 /// Far below the transport's 30 s request timeout and 5 min message timeout.
 const FAIL_FAST: Duration = Duration::from_secs(15);
 
-/// `herald users add USER --mechanism SCRAM-SHA-512 --data-dir DATA`, password on stdin.
-fn add_user(data: &Path) {
-    let mut cmd = herald_command(HERALD);
-    cmd.args(["users", "add", USER, "--password-stdin"])
-        .args(["--mechanism", "SCRAM-SHA-512", "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("herald users starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().expect("herald users finishes");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A `herald serve` with only a SASL_SSL Kafka listener, the user bootstrapped before
 /// it starts and a super user (authorization is on with SASL).
 fn sasl_ssl_serve(dir: &Path, ca: &TestCa) -> HeraldServe {
     let data = dir.join("data");
-    add_user(&data);
-    let server = ca.server("server");
-    let mut cmd = herald_command(HERALD);
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--kafka-listen", "SASL_SSL://127.0.0.1:0"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--registry-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--super-users", USER])
-        .arg("--tls-cert")
-        .arg(&server.cert)
-        .arg("--tls-key")
-        .arg(&server.key);
-    HeraldServe::spawn(cmd, &dir.join("serve.log"))
+    herald_test_support::add_user(
+        HERALD,
+        &data,
+        USER,
+        PASSWORD,
+        &["--mechanism", "SCRAM-SHA-512"],
+    );
+    herald_test_support::sasl_ssl_serve(HERALD, &data, ca, USER, &dir.join("serve.log"))
 }
 
 /// The transport as an application sets it up for SASL_SSL.

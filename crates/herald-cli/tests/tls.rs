@@ -167,58 +167,34 @@ fn client_certificates_are_required_with_a_client_ca() {
     let ca = TestCa::new(dir.path());
     let serve = serve_tls(dir.path(), &ca, true);
     let ca_file = ca.ca.to_str().unwrap();
-    let alice = ca.client("alice", "alice");
-    let got = client(
-        &py,
-        &[
-            "round-trip",
-            "--bootstrap",
-            &serve.kafka,
-            "--ca",
-            ca_file,
-            "--topic",
-            "mtls",
-            "--cert",
-            alice.cert.to_str().unwrap(),
-            "--key",
-            alice.key.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    // A round trip with the client certificate of `who` (CN=who), or none.
+    let round_trip = |who: Option<&str>| {
+        let files = who.map(|name| ca.client(name, name));
+        let mut args = vec![
+            "round-trip".to_string(),
+            "--bootstrap".into(),
+            serve.kafka.clone(),
+            "--ca".into(),
+            ca_file.into(),
+            "--topic".into(),
+            "mtls".into(),
+        ];
+        if let Some(f) = &files {
+            for (flag, path) in [("--cert", &f.cert), ("--key", &f.key)] {
+                args.push(flag.into());
+                args.push(path.to_str().unwrap().into());
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        client(&py, &args)
+    };
+    let got = round_trip(Some("alice")).unwrap();
     assert_eq!(got["values"].as_array().unwrap().len(), 3);
-    let refused = client(
-        &py,
-        &[
-            "round-trip",
-            "--bootstrap",
-            &serve.kafka,
-            "--ca",
-            ca_file,
-            "--topic",
-            "mtls",
-        ],
-    );
+    let refused = round_trip(None);
     assert!(refused.is_err(), "no client certificate: {refused:?}");
     // Another valid certificate authenticates, but its subject is the principal, and
     // no ACL lets CN=mallory write.
-    let mallory = ca.client("mallory", "mallory");
-    let denied = client(
-        &py,
-        &[
-            "round-trip",
-            "--bootstrap",
-            &serve.kafka,
-            "--ca",
-            ca_file,
-            "--topic",
-            "mtls",
-            "--cert",
-            mallory.cert.to_str().unwrap(),
-            "--key",
-            mallory.key.to_str().unwrap(),
-        ],
-    )
-    .unwrap_err();
+    let denied = round_trip(Some("mallory")).unwrap_err();
     assert!(denied.contains("AUTHORIZATION_FAILED"), "{denied}");
     let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
     assert!(log.contains("User:CN=mallory"), "{log}");

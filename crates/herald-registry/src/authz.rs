@@ -23,7 +23,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use herald_security::{ANONYMOUS, Authorizer, CLUSTER_NAME, Operation, Principal, ResourceType};
+use herald_security::{Authorizer, CLUSTER_NAME, Caller, Operation, ResourceType};
 
 use crate::registry::Registry;
 
@@ -36,28 +36,13 @@ pub fn subject_topic(subject: &str) -> &str {
         .unwrap_or(subject)
 }
 
-/// Who is asking, in each request's extensions for the handlers that filter lists.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    principal: String,
-    authorizer: Option<Authorizer>,
-}
-
-impl Caller {
-    fn may(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
-        self.authorizer
-            .as_ref()
-            .is_none_or(|a| a.authorize(&self.principal, None, operation, resource_type, name))
-    }
-
-    /// Whether the caller may see `subject` in a list.
-    pub(crate) fn sees(&self, subject: &str) -> bool {
-        self.may(
-            Operation::Describe,
-            ResourceType::Topic,
-            subject_topic(subject),
-        )
-    }
+/// Whether `caller` may see `subject` in a list: DESCRIBE on its topic.
+pub(crate) fn sees(caller: &Caller, subject: &str) -> bool {
+    caller.may(
+        Operation::Describe,
+        ResourceType::Topic,
+        subject_topic(subject),
+    )
 }
 
 /// What a route needs, or `None` for routes open to any caller. `Id` routes are checked
@@ -69,15 +54,7 @@ enum Need {
 
 fn required(method: &Method, path: &str) -> Vec<Need> {
     use Operation::*;
-    let segments: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = herald_security::path_segments(path);
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     let topic = |op, subject: &str| {
         vec![Need::On(
@@ -110,6 +87,8 @@ fn required(method: &Method, path: &str) -> Vec<Need> {
 pub(crate) struct Authorization {
     pub(crate) registry: Registry,
     pub(crate) authorizer: Authorizer,
+    /// The registry's 403 in its error format.
+    pub(crate) deny: fn(String) -> Response,
 }
 
 /// The middleware: checks what the route needs, then names the caller for the handlers.
@@ -118,14 +97,7 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .map_or_else(|| ANONYMOUS.to_owned(), |p| p.0.clone());
-    let caller = Caller {
-        principal,
-        authorizer: Some(settings.authorizer.clone()),
-    };
+    let caller = Caller::of(request.extensions(), Some(settings.authorizer.clone()));
     for need in required(request.method(), request.uri().path()) {
         let (allowed, what) = match need {
             Need::On(op, resource_type, name) => (
@@ -149,7 +121,7 @@ pub(crate) async fn authorize(
                 let allowed = if subjects.is_empty() {
                     true
                 } else {
-                    subjects.iter().any(|sv| caller.sees(&sv.subject))
+                    subjects.iter().any(|sv| sees(&caller, &sv.subject))
                 };
                 (
                     allowed,
@@ -159,7 +131,7 @@ pub(crate) async fn authorize(
         };
         if !allowed {
             tracing::info!(principal = %caller.principal, path = %request.uri().path(), needs = %what, "schema registry request denied by the ACLs");
-            return crate::http::forbidden(format!(
+            return (settings.deny)(format!(
                 "{} may not do this: it needs {what} (ACLs; docs/security.md)",
                 caller.principal
             ));

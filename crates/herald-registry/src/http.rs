@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
-    authz::Caller,
     error::{RegistryError, codes},
     registry::{Registry, StoredSchema, VersionSpec},
     types::{CompatibilityLevel, Mode, SchemaRequest, SchemaType, SubjectVersion},
@@ -220,13 +219,13 @@ async fn contexts() -> ApiResult {
 
 async fn list_schemas(
     State(r): State<Registry>,
-    caller: Option<Extension<Caller>>,
+    caller: Option<Extension<herald_security::Caller>>,
     Query(p): Params,
 ) -> ApiResult {
     let prefix = p.get("subjectPrefix").map(String::as_str);
     let mut list = r.all_versions(prefix, flag(&p, "deleted"), flag(&p, "latestOnly"));
     if let Some(Extension(caller)) = caller {
-        list.retain(|sv| caller.sees(&sv.subject));
+        list.retain(|sv| crate::authz::sees(&caller, &sv.subject));
     }
     let format = p.get("format").map(String::as_str);
     let out: Result<Vec<Value>, HttpError> = list
@@ -296,7 +295,7 @@ async fn id_versions(
 
 async fn list_subjects(
     State(r): State<Registry>,
-    caller: Option<Extension<Caller>>,
+    caller: Option<Extension<herald_security::Caller>>,
     Query(p): Params,
 ) -> ApiResult {
     let mut subjects = r.subjects(
@@ -304,7 +303,7 @@ async fn list_subjects(
         flag(&p, "deleted"),
     );
     if let Some(Extension(caller)) = caller {
-        subjects.retain(|s| caller.sees(s));
+        subjects.retain(|s| crate::authz::sees(&caller, s));
     }
     ok(subjects)
 }
@@ -552,6 +551,7 @@ pub fn router(
     let checked = authorizer.map(|a| crate::authz::Authorization {
         registry: registry.clone(),
         authorizer: a.clone(),
+        deny: forbidden,
     });
     let guard = herald_security::BrowserGuard::new(
         herald_security::HostAllowlist::with_names(allowed_hosts),

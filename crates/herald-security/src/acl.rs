@@ -374,6 +374,20 @@ impl Authorizer {
         })
     }
 
+    /// [`authorize`](Self::authorize) with an optional authorizer: `None` (authorization
+    /// off) allows everything.
+    pub fn allows(
+        authorizer: Option<&Authorizer>,
+        principal: &str,
+        host: Option<IpAddr>,
+        operation: Operation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        authorizer
+            .is_none_or(|a| a.authorize(principal, host, operation, resource_type, resource_name))
+    }
+
     /// Whether `principal` from `host` may do `operation` to the resource.
     pub fn authorize(
         &self,

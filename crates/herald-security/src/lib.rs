@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod basic;
 mod browser;
+pub mod caller;
 pub mod scram;
 pub mod tls;
 pub mod users;
@@ -21,6 +22,7 @@ pub use acl::{
 };
 pub use basic::{BasicAuth, Principal};
 pub use browser::{BrowserGuard, HostAllowlist, Rejection, RejectionResponder};
+pub use caller::{Caller, path_segments};
 pub use scram::{Mechanism, ScramHash};
 pub use tls::{TlsError, TlsFiles, TlsListener, TlsServer};
 pub use users::{UserError, UserStore};

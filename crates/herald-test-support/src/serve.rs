@@ -34,6 +34,57 @@ pub fn herald_command(bin: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
+/// `bin users add NAME --password-stdin --data-dir DATA` and `extra` flags (such as
+/// `--mechanism SCRAM-SHA-512`), the password on standard input as users give it; panics
+/// with its error output when it fails.
+pub fn add_user(bin: impl AsRef<OsStr>, data: &Path, name: &str, password: &str, extra: &[&str]) {
+    let mut cmd = herald_command(bin);
+    cmd.args(["users", "add", name, "--password-stdin"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data);
+    let out = crate::output_within(
+        &mut cmd,
+        Some(password.as_bytes()),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "herald users add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `bin serve --data-dir DATA` with a `SASL_SSL://` Kafka listener on port 0 (the
+/// certificate from `ca`), HTTP and the registry on port 0, and `super_user` a super user
+/// (authorization is on with SASL); its stderr goes to `log`.
+pub fn sasl_ssl_serve(
+    bin: impl AsRef<OsStr>,
+    data: &Path,
+    ca: &crate::TestCa,
+    super_user: &str,
+    log: &Path,
+) -> HeraldServe {
+    let server = ca.server("server");
+    let mut cmd = herald_command(bin);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--kafka-listen", "SASL_SSL://127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--registry-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--super-users", super_user])
+        .arg("--tls-cert")
+        .arg(&server.cert)
+        .arg("--tls-key")
+        .arg(&server.key);
+    HeraldServe::spawn(cmd, log)
+}
+
 /// A running `herald serve` that printed its ready line; killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct HeraldServe {

@@ -74,16 +74,14 @@ impl Ctx<'_> {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        match &self.broker.config().authorizer {
-            None => true,
-            Some(a) => a.authorize(
-                self.principal,
-                Some(self.peer.ip()),
-                operation,
-                resource_type,
-                name,
-            ),
-        }
+        herald_security::Authorizer::allows(
+            self.broker.config().authorizer.as_ref(),
+            self.principal,
+            Some(self.peer.ip()),
+            operation,
+            resource_type,
+            name,
+        )
     }
 
     /// `operation` on the cluster resource.

@@ -380,6 +380,20 @@ async fn alter_resource(
     }
 }
 
+/// [`alter_resource`] once ALTER_CONFIGS on the resource is allowed.
+async fn checked_alter(
+    ctx: &Ctx<'_>,
+    kind: i8,
+    name: &str,
+    validate_only: bool,
+    next: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError>,
+) -> Result<(), Refusal> {
+    if let Some(refusal) = config_denied(ctx, kind, name, Operation::AlterConfigs) {
+        return Err(refusal);
+    }
+    alter_resource(ctx.broker, kind, name, validate_only, next).await
+}
+
 /// Logs a refusal and gives its code and message for the response.
 fn refusal(name: &str, result: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
     match result {
@@ -399,20 +413,14 @@ pub(crate) async fn incremental_alter_configs(
     let mut resp = IncrementalAlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let result =
-            match config_denied(&ctx, resource.resource_type, &name, Operation::AlterConfigs) {
-                Some(refusal) => Err(refusal),
-                None => {
-                    alter_resource(
-                        ctx.broker,
-                        resource.resource_type,
-                        &name,
-                        req.validate_only,
-                        |current| altered(current, &resource),
-                    )
-                    .await
-                }
-            };
+        let result = checked_alter(
+            &ctx,
+            resource.resource_type,
+            &name,
+            req.validate_only,
+            |current| altered(current, &resource),
+        )
+        .await;
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
@@ -429,20 +437,14 @@ pub(crate) async fn alter_configs(ctx: Ctx<'_>, req: AlterConfigsRequest) -> Alt
     let mut resp = AlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let result =
-            match config_denied(&ctx, resource.resource_type, &name, Operation::AlterConfigs) {
-                Some(refusal) => Err(refusal),
-                None => {
-                    alter_resource(
-                        ctx.broker,
-                        resource.resource_type,
-                        &name,
-                        req.validate_only,
-                        |_current| replaced(&resource.configs),
-                    )
-                    .await
-                }
-            };
+        let result = checked_alter(
+            &ctx,
+            resource.resource_type,
+            &name,
+            req.validate_only,
+            |_current| replaced(&resource.configs),
+        )
+        .await;
         let mut r =
             kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
             );

@@ -24,7 +24,7 @@ use kafka_protocol::{
 };
 use thiserror::Error;
 
-use crate::{broker::Broker, server::Listener};
+use crate::{broker::Broker, listener::Listener};
 
 pub(crate) use api_versions::advertised;
 

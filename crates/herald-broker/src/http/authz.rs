@@ -13,65 +13,39 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use herald_security::{ANONYMOUS, Authorizer, CLUSTER_NAME, Operation, Principal, ResourceType};
+use herald_security::{Authorizer, CLUSTER_NAME, Caller, Operation, ResourceType};
 
 use super::error::ApiError;
 
-/// Who is asking and what decides: in every request's extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub(crate) principal: String,
-    authorizer: Option<Authorizer>,
+/// [`Caller::may`], or the 403 that says what is missing (logged and counted).
+pub(crate) fn require(
+    caller: &Caller,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> Result<(), ApiError> {
+    if caller.may(operation, resource_type, name) {
+        return Ok(());
+    }
+    crate::telemetry::http_authorization_denied(&caller.principal, operation, resource_type, name);
+    Err(ApiError::not_authorized(format!(
+        "{} may not {operation} {} {name:?} (ACLs; docs/security.md)",
+        caller.principal,
+        kind(resource_type)
+    )))
 }
 
-impl Caller {
-    /// Whether the caller may do `operation` to the resource (always, without ACLs).
-    pub(crate) fn may(
-        &self,
-        operation: Operation,
-        resource_type: ResourceType,
-        name: &str,
-    ) -> bool {
-        self.authorizer
-            .as_ref()
-            .is_none_or(|a| a.authorize(&self.principal, None, operation, resource_type, name))
+/// CREATE on the cluster or on the topic, as CreateTopics needs.
+pub(crate) fn require_create_topic(caller: &Caller, name: &str) -> Result<(), ApiError> {
+    if caller.may(Operation::Create, ResourceType::Cluster, CLUSTER_NAME) {
+        return Ok(());
     }
+    require(caller, Operation::Create, ResourceType::Topic, name)
+}
 
-    /// [`may`](Self::may), or the 403 that says what is missing (logged and counted).
-    pub(crate) fn require(
-        &self,
-        operation: Operation,
-        resource_type: ResourceType,
-        name: &str,
-    ) -> Result<(), ApiError> {
-        if self.may(operation, resource_type, name) {
-            return Ok(());
-        }
-        crate::telemetry::http_authorization_denied(
-            &self.principal,
-            operation,
-            resource_type,
-            name,
-        );
-        Err(ApiError::not_authorized(format!(
-            "{} may not {operation} {} {name:?} (ACLs; docs/security.md)",
-            self.principal,
-            kind(resource_type)
-        )))
-    }
-
-    /// CREATE on the cluster or on the topic, as CreateTopics needs.
-    pub(crate) fn require_create_topic(&self, name: &str) -> Result<(), ApiError> {
-        if self.may(Operation::Create, ResourceType::Cluster, CLUSTER_NAME) {
-            return Ok(());
-        }
-        self.require(Operation::Create, ResourceType::Topic, name)
-    }
-
-    /// Whether the caller sees every group (DESCRIBE on the cluster), as ListGroups.
-    pub(crate) fn sees_all_groups(&self) -> bool {
-        self.may(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME)
-    }
+/// Whether the caller sees every group (DESCRIBE on the cluster), as ListGroups.
+pub(crate) fn sees_all_groups(caller: &Caller) -> bool {
+    caller.may(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME)
 }
 
 fn kind(resource_type: ResourceType) -> &'static str {
@@ -91,11 +65,7 @@ fn required(
 ) -> Vec<(Operation, ResourceType, String)> {
     use Operation::*;
     use ResourceType::*;
-    let segments: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segments = herald_security::path_segments(path);
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     let topic = |op, name: &str| (op, Topic, name.to_owned());
     let group = |op, name: &str| (op, Group, name.to_owned());
@@ -130,12 +100,6 @@ fn required(
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 /// The settings the middleware runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Authorization {
@@ -149,21 +113,14 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .map_or_else(|| ANONYMOUS.to_owned(), |p| p.0.clone());
-    let caller = Caller {
-        principal,
-        authorizer: settings.authorizer.clone(),
-    };
-    if settings.authorizer.is_some() {
+    let caller = Caller::of(request.extensions(), settings.authorizer.clone());
+    if caller.is_checked() {
         for (op, resource_type, name) in required(
             request.method(),
             request.uri().path(),
             settings.metrics_auth,
         ) {
-            if let Err(e) = caller.require(op, resource_type, &name) {
+            if let Err(e) = require(&caller, op, resource_type, &name) {
                 return e.into_response();
             }
         }

@@ -9,12 +9,11 @@ use herald_api::groups::{
     AssignedTopic, GroupDetail, GroupList, GroupListEntry, Member, OffsetLag,
 };
 use herald_format::{batch::BatchHeader, records::decode_batch};
-use herald_security::{Operation, ResourceType};
+use herald_security::{Caller, Operation, ResourceType};
 use kafka_protocol::{messages::ConsumerProtocolAssignment, protocol::Decodable};
 
 use super::{
     AppState,
-    authz::Caller,
     error::{ApiError, Path, codes},
 };
 use crate::{broker::Broker, group::CommittedOffset};
@@ -129,7 +128,7 @@ pub(crate) async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<axum::Json<GroupList>, ApiError> {
     let broker = shared.broker()?;
-    let all = caller.sees_all_groups();
+    let all = super::authz::sees_all_groups(&caller);
     let groups = blocking(move || {
         let lags = all_lags(&broker, None);
         broker

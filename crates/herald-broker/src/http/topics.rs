@@ -6,11 +6,10 @@ use axum::{Extension, extract::State, http::StatusCode, response::IntoResponse};
 use herald_api::topics::{
     AddPartitions, ConfigValue, CreateTopic, PartitionInfo, TopicDetail, TopicList, TopicSummary,
 };
-use herald_security::{Operation, ResourceType};
+use herald_security::{Caller, Operation, ResourceType};
 
 use super::{
     AppState,
-    authz::Caller,
     error::{ApiError, JsonBody, Path},
 };
 use crate::{
@@ -117,7 +116,7 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_create_topic(&body.name)?;
+    super::authz::require_create_topic(&caller, &body.name)?;
     let broker = shared.broker()?;
     let new = NewTopic {
         partitions: body
