@@ -62,6 +62,8 @@ pub(crate) struct Core {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) advertised: (String, i32),
     pub(crate) groups: GroupCoordinator,
+    /// The connection budget of the Kafka listeners.
+    pub(crate) connections: crate::connections::Connections,
 }
 
 /// A running broker's core, cheap to clone. Obtained from
@@ -124,6 +126,7 @@ impl Core {
             .map_or(0, |m| m + 1);
         let producer_ids = ProducerIds::open(&broker_dir, max_seen)?;
         let cluster_id = cluster_id(&config, &broker_dir)?;
+        let (max_connections, max_per_ip) = (config.max_connections, config.max_connections_per_ip);
         let host = config.advertised_host.clone().unwrap_or_else(|| {
             if bound.ip().is_unspecified() {
                 "127.0.0.1".to_string()
@@ -148,6 +151,7 @@ impl Core {
             shutdown,
             advertised: (host, port),
             groups,
+            connections: crate::connections::Connections::new(max_connections, max_per_ip),
         })
     }
 }

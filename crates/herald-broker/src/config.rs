@@ -92,6 +92,16 @@ pub struct BrokerConfig {
     /// How long committed offsets of an empty group are kept
     /// (`offsets.retention.minutes`, here in milliseconds).
     pub offsets_retention_ms: u64,
+    /// Most Kafka connections open at once over all listeners (Kafka's
+    /// `max.connections`): beyond it the broker stops accepting until one closes, so each
+    /// connection's descriptor and buffers stay within a budget.
+    pub max_connections: usize,
+    /// Most Kafka connections from one client address (Kafka's
+    /// `max.connections.per.ip`; 0 for no limit): a connection beyond it is closed at once.
+    pub max_connections_per_ip: usize,
+    /// A Kafka connection with nothing in flight and no request for this long is closed
+    /// (Kafka's `connections.max.idle.ms`; 0 never closes one).
+    pub connections_max_idle_ms: u64,
     /// What checks schema ids for topics with schema validation on (not part of a
     /// configuration file; see [`with_schema_id_check`](Self::with_schema_id_check)).
     #[serde(skip)]
@@ -163,6 +173,9 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 30 * 60 * 1000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            max_connections: 10_000,
+            max_connections_per_ip: 0,
+            connections_max_idle_ms: 10 * 60 * 1000,
             schema_id_check: Default::default(),
         }
     }
@@ -194,6 +207,9 @@ impl BrokerConfig {
         self.default_topic_config
             .validate()
             .map_err(|e| format!("default_topic_config: {e}"))?;
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
         if self.default_partitions < 1 || self.default_partitions > self.max_partitions_per_topic {
             return Err(format!(
                 "default_partitions must be between 1 and max_partitions_per_topic ({}), got {}",

@@ -27,6 +27,7 @@
 
 mod broker;
 mod config;
+mod connections;
 mod error;
 mod frame;
 #[doc(hidden)] // why: for the fuzz target in fuzz/ and tests/decode_fuzz.rs only

@@ -181,11 +181,21 @@ async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     loop {
+        // Room in the connection budget first: at the limit, new clients wait in the
+        // listen backlog, as Kafka's max.connections makes them.
+        let reserved = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            reserved = broker.core.connections.reserve() => reserved,
+        };
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = reserved.admit(peer.ip()) else {
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let state = state.clone();
@@ -193,11 +203,17 @@ async fn accept_loop(
                         None => {
                             let (reader, writer) = stream.into_split();
                             let anonymous = herald_security::ANONYMOUS.to_string();
-                            connections.spawn(serve_connection(reader, writer, peer, broker, state, anonymous));
+                            connections.spawn(async move {
+                                serve_connection(reader, writer, peer, broker, state, anonymous).await;
+                                drop(slot);
+                            });
                         }
                         // The handshake runs in the connection's task, never in this loop.
                         Some(acceptor) => {
-                            connections.spawn(serve_tls_connection(acceptor, stream, peer, broker, state));
+                            connections.spawn(async move {
+                                serve_tls_connection(acceptor, stream, peer, broker, state).await;
+                                drop(slot);
+                            });
                         }
                     }
                 }
@@ -303,6 +319,10 @@ async fn serve_connection<R, W>(
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut closing = false;
     let mut sasl = state.sasl.as_ref().map(|_| SaslSession::Start);
+    // Kafka's connections.max.idle.ms: no request and nothing in flight for this long
+    // closes the connection (a request sent half-way counts as none).
+    let max_idle = Duration::from_millis(broker.config().connections_max_idle_ms);
+    let mut idle_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -310,10 +330,17 @@ async fn serve_connection<R, W>(
                 tracing::debug!(%peer, in_flight = in_flight.len(), "closing connection for shutdown");
                 closing = true;
             }
+            _ = tokio::time::sleep_until(idle_since + max_idle),
+                if !max_idle.is_zero() && in_flight.is_empty() && !closing =>
+            {
+                crate::telemetry::idle_connection_closed(peer);
+                return;
+            }
             response = next_response(&mut in_flight) => {
                 if !send(&mut writer, peer, response).await {
                     return;
                 }
+                idle_since = tokio::time::Instant::now();
             }
             frame = frames.recv(), if !closing && in_flight.len() < MAX_PIPELINED => {
                 let Some(frame) = frame else {
@@ -325,6 +352,7 @@ async fn serve_connection<R, W>(
                     closing = true;
                     continue;
                 };
+                idle_since = tokio::time::Instant::now();
                 // A SASL listener: nothing but the authentication until it succeeds.
                 let frame = match (&mut sasl, state.sasl.as_ref()) {
                     (Some(session), Some(config)) if !session.is_authenticated() => {
@@ -372,6 +400,8 @@ async fn serve_connection<R, W>(
                             return;
                         }
                         drop(timer);
+                        // A long poll counts from its answer.
+                        idle_since = tokio::time::Instant::now();
                     }
                     Ok(Handled::Pending(pending)) => in_flight.push_back((timer, pending)),
                     Err(e) => {

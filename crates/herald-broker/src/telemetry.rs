@@ -353,28 +353,51 @@ const WRONG_LISTENER_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// a minute per client address and kind (at DEBUG otherwise).
 pub(crate) fn wrong_listener(peer: std::net::SocketAddr, kind: &'static str, message: &str) {
     counter!("herald_kafka_wrong_listener_total", "kind" => kind).increment(1);
-    static LAST: Mutex<Option<HashMap<(std::net::IpAddr, &'static str), Instant>>> =
-        Mutex::new(None);
-    let now = Instant::now();
-    let due = {
-        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = last.get_or_insert_with(HashMap::new);
-        if seen.len() > 4096 {
-            seen.retain(|_, at| now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL);
-        }
-        match seen.get(&(peer.ip(), kind)) {
-            Some(at) if now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL => false,
-            _ => {
-                seen.insert((peer.ip(), kind), now);
-                true
-            }
-        }
-    };
-    if due {
+    if warn_due(Some(peer.ip()), kind) {
         tracing::warn!(%peer, kind, "{message}");
     } else {
         tracing::debug!(%peer, kind, "{message}");
     }
+}
+
+/// Whether a WARN about `kind` for `ip` is due: once a minute per address and kind (the
+/// rest go to DEBUG), as clients retry every few hundred ms and the operator needs one line.
+fn warn_due(ip: Option<std::net::IpAddr>, kind: &'static str) -> bool {
+    /// When each (address, kind) was last logged at WARN.
+    type LastWarned = HashMap<(Option<std::net::IpAddr>, &'static str), Instant>;
+    static LAST: Mutex<Option<LastWarned>> = Mutex::new(None);
+    let now = Instant::now();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = last.get_or_insert_with(HashMap::new);
+    if seen.len() > 4096 {
+        seen.retain(|_, at| now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL);
+    }
+    match seen.get(&(ip, kind)) {
+        Some(at) if now.duration_since(*at) < WRONG_LISTENER_LOG_INTERVAL => false,
+        _ => {
+            seen.insert((ip, kind), now);
+            true
+        }
+    }
+}
+
+/// A connection limit was reached (`limit`: `max_connections`, new clients wait;
+/// `max_connections_per_ip`, the connection is closed):
+/// `herald_kafka_connection_limit_total{limit}`, and `message` at WARN once a minute.
+pub(crate) fn connection_limit(ip: Option<std::net::IpAddr>, limit: &'static str, message: &str) {
+    counter!("herald_kafka_connection_limit_total", "limit" => limit).increment(1);
+    if warn_due(ip, limit) {
+        tracing::warn!(limit, "{message}");
+    } else {
+        tracing::debug!(limit, "{message}");
+    }
+}
+
+/// A connection idle for `connections_max_idle_ms` was closed:
+/// `herald_kafka_idle_connections_closed_total`.
+pub(crate) fn idle_connection_closed(peer: std::net::SocketAddr) {
+    counter!("herald_kafka_idle_connections_closed_total").increment(1);
+    tracing::debug!(%peer, "closing an idle connection (connections_max_idle_ms)");
 }
 
 /// A SASL authentication finished: `herald_kafka_authentications_total{mechanism, result}`.

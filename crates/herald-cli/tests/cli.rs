@@ -361,3 +361,29 @@ fn the_config_file_and_herald_env_are_honoured() {
     assert!(!file_dir.exists());
     assert_eq!(s.terminate(), Some(0));
 }
+
+#[test]
+fn serve_raises_a_low_open_file_limit_and_logs_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // A shell with the common low soft limit, then herald serve in its place.
+    let mut cmd = herald_command("sh");
+    cmd.args([
+        "-c",
+        "ulimit -Sn 256 && exec \"$0\" \"$@\"",
+        HERALD,
+        "serve",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path().join("data"))
+    .args(PORT_0);
+    let mut serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
+    assert_eq!(serve.terminate(), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("open-file limit (RLIMIT_NOFILE) raised"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("before=256"), "{line}");
+    assert!(!line.contains("open_files=256 "), "raised: {line}");
+    assert!(log.contains("descriptor budget"), "{log}");
+}

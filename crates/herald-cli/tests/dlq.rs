@@ -440,6 +440,21 @@ async fn the_http_api_lists_shows_replays_and_discards_dead_letters() {
             .contains(r#""key":"bad""#)
     );
 
+    // Names Kafka cannot hold are the client's mistake: 400, not 500.
+    for bad in ["bad%20topic/ledger", &format!("{}/g", "t".repeat(250))] {
+        let refused = http
+            .get(format!("{}/api/v1/dlq/{bad}", serve.http))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{bad}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains("topic"),
+            "{bad}: {body}"
+        );
+    }
+
     let missing = http.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();

@@ -296,3 +296,92 @@ async fn a_sasl_listener_answers_nothing_before_authentication() {
     assert!(c.is_closed().await, "the connection closes after a failure");
     broker.shutdown().await.unwrap();
 }
+
+/// Kafka's max.connections.per.ip: a connection beyond it is closed at once; the others
+/// keep working, and a slot comes back when one closes.
+#[tokio::test]
+async fn connections_beyond_the_per_address_limit_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.max_connections_per_ip = 2;
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    let mut a = Client::connect(broker.kafka_addr()).await;
+    let mut b = Client::connect(broker.kafka_addr()).await;
+    let _: ApiVersionsResponse = a.call(3, ApiVersionsRequest::default()).await;
+    let _: ApiVersionsResponse = b.call(3, ApiVersionsRequest::default()).await;
+    let mut c = Client::connect(broker.kafka_addr()).await;
+    assert!(c.is_closed().await, "the third from 127.0.0.1 is closed");
+    let versions: ApiVersionsResponse = a.call(3, ApiVersionsRequest::default()).await;
+    assert_eq!(versions.error_code, 0, "the first two still serve");
+    drop(b);
+    // The slot is given back once the broker sees the close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut d = Client::connect(broker.kafka_addr()).await;
+        d.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+            .await;
+        let mut stream = d.into_stream();
+        let mut buf = [0u8; 4];
+        use tokio::io::AsyncReadExt;
+        let answered = matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await,
+            Ok(Ok(n)) if n > 0
+        );
+        if answered {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Kafka's max.connections: at the limit new clients wait in the backlog, unanswered,
+/// until a connection closes.
+#[tokio::test]
+async fn at_the_connection_limit_new_clients_wait_for_a_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.max_connections = 1;
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    let mut first = Client::connect(broker.kafka_addr()).await;
+    let _: ApiVersionsResponse = first.call(3, ApiVersionsRequest::default()).await;
+    let addr = broker.kafka_addr();
+    let second = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let v: ApiVersionsResponse = c.call(3, ApiVersionsRequest::default()).await;
+        v.error_code
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second waits while the first is open"
+    );
+    drop(first);
+    let code = tokio::time::timeout(std::time::Duration::from_secs(5), second)
+        .await
+        .expect("answered once the first closed")
+        .unwrap();
+    assert_eq!(code, 0);
+}
+
+/// Kafka's connections.max.idle.ms: a connection with no request for that long is
+/// closed; one that keeps asking is not.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.connections_max_idle_ms = 300;
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    let mut idle = Client::connect(broker.kafka_addr()).await;
+    let mut busy = Client::connect(broker.kafka_addr()).await;
+    let _: ApiVersionsResponse = idle.call(3, ApiVersionsRequest::default()).await;
+    for _ in 0..6 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let v: ApiVersionsResponse = busy.call(3, ApiVersionsRequest::default()).await;
+        assert_eq!(v.error_code, 0, "a connection in use stays open");
+    }
+    assert!(idle.is_closed().await, "600 ms without a request closes it");
+}

@@ -154,8 +154,23 @@ fn failed(e: herald::dlq::DlqError) -> ApiError {
     )
 }
 
+/// The topic and group of the path, checked: a name Kafka cannot hold is the client's
+/// mistake (400), not the broker's.
 fn path(p: Result<Path<(String, String)>, PathRejection>) -> Result<(String, String), ApiError> {
-    p.map(|Path(v)| v).map_err(|e| bad(e.body_text()))
+    let (topic, group) = p.map(|Path(v)| v).map_err(|e| bad(e.body_text()))?;
+    let invalid = |what: String| ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_TOPIC, what);
+    herald::transport::validate_topic_name(&topic)
+        .map_err(|e| invalid(format!("topic {topic:?}: {e}")))?;
+    if group.is_empty() {
+        return Err(bad("the group id is empty"));
+    }
+    let dlq = herald::dlq::dlq_topic(&topic, &group);
+    herald::transport::validate_topic_name(&dlq).map_err(|e| {
+        invalid(format!(
+            "topic {topic:?} with group {group:?} makes dead-letter topic {dlq:?}, which Kafka cannot hold: {e}"
+        ))
+    })?;
+    Ok((topic, group))
 }
 
 fn unknown(topic: &str, group: &str, id: &str) -> ApiError {

@@ -39,6 +39,7 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let mut config = settings::resolve(&args, |name| std::env::var(name).ok())?;
     init_logging(config.log_level.as_deref())?;
+    let descriptors = raise_descriptor_limit();
     let tls = load_tls(&mut config)?;
     let _lock = lock_data_dir(&config.broker.data_dir)?;
     open_users(&mut config)?;
@@ -71,6 +72,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| broker_error(e, &config))?;
     http.set_ready(handle.broker().clone());
+    check_descriptor_budget(descriptors, handle.broker());
     // The dead-letter routes append and read through this broker, in process.
     dlq.set(Some(broker_transport::BrokerTransport::new(
         handle.broker().clone(),
@@ -191,6 +193,57 @@ fn broker_error(e: BrokerError, config: &ServeConfig) -> CliError {
             "cannot start the broker with data directory {}: {e}",
             config.broker.data_dir.display()
         )),
+    }
+}
+
+/// Descriptors each open partition holds (log, index, time index, producer state,
+/// directory), for the budget check.
+const DESCRIPTORS_PER_PARTITION: u64 = 5;
+
+/// Raises the soft limit of open files to the hard limit, as brokers do (the common
+/// default of 1,024 holds about 200 partitions); the soft limit now, if known.
+fn raise_descriptor_limit() -> Option<u64> {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => {
+            tracing::info!(
+                open_files = now,
+                before = before.map_or(0, |(soft, _)| soft),
+                "open-file limit (RLIMIT_NOFILE) raised to the hard limit"
+            );
+            Some(now)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit (RLIMIT_NOFILE)");
+            before.map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// Warns when the partitions and `max_connections` need more descriptors than the limit.
+fn check_descriptor_budget(limit: Option<u64>, broker: &Broker) {
+    let Some(limit) = limit else { return };
+    let partitions: u64 = broker
+        .topics()
+        .list()
+        .iter()
+        .map(|t| t.partition_count().max(0) as u64)
+        .sum();
+    let connections = broker.config().max_connections as u64;
+    let needed = partitions * DESCRIPTORS_PER_PARTITION + connections + 256;
+    tracing::info!(
+        open_files = limit,
+        partitions,
+        max_connections = connections,
+        needed,
+        "descriptor budget: {DESCRIPTORS_PER_PARTITION} per partition, 1 per connection, 256 spare"
+    );
+    if needed > limit {
+        tracing::warn!(
+            open_files = limit,
+            needed,
+            "the open-file limit is below what {partitions} partitions and max_connections =              {connections} can need: raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd)              or lower max_connections"
+        );
     }
 }
 
