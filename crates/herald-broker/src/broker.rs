@@ -64,6 +64,8 @@ pub(crate) struct Core {
     pub(crate) groups: GroupCoordinator,
     /// The connection budget of the Kafka listeners.
     pub(crate) connections: crate::connections::Connections,
+    /// The memory budget of requests being received.
+    pub(crate) request_budget: crate::request_budget::RequestBudget,
 }
 
 /// A running broker's core, cheap to clone. Obtained from
@@ -126,7 +128,11 @@ impl Core {
             .map_or(0, |m| m + 1);
         let producer_ids = ProducerIds::open(&broker_dir, max_seen)?;
         let cluster_id = cluster_id(&config, &broker_dir)?;
-        let (max_connections, max_per_ip) = (config.max_connections, config.max_connections_per_ip);
+        let (max_connections, max_per_ip, queued_bytes) = (
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.queued_max_request_bytes,
+        );
         let host = config.advertised_host.clone().unwrap_or_else(|| {
             if bound.ip().is_unspecified() {
                 "127.0.0.1".to_string()
@@ -152,6 +158,7 @@ impl Core {
             advertised: (host, port),
             groups,
             connections: crate::connections::Connections::new(max_connections, max_per_ip),
+            request_budget: crate::request_budget::RequestBudget::new(queued_bytes),
         })
     }
 }

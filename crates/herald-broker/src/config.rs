@@ -99,6 +99,10 @@ pub struct BrokerConfig {
     /// Most Kafka connections from one client address (Kafka's
     /// `max.connections.per.ip`; 0 for no limit): a connection beyond it is closed at once.
     pub max_connections_per_ip: usize,
+    /// Most bytes of Kafka requests being received and not yet handled, over every
+    /// connection (Kafka's `queued.max.request.bytes`): taken before a request's buffer
+    /// is allocated; when spent, connections wait before reading the next request body.
+    pub queued_max_request_bytes: usize,
     /// A Kafka connection with nothing in flight and no request for this long is closed
     /// (Kafka's `connections.max.idle.ms`; 0 never closes one).
     pub connections_max_idle_ms: u64,
@@ -175,6 +179,7 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             max_connections: 10_000,
             max_connections_per_ip: 0,
+            queued_max_request_bytes: 256 << 20,
             connections_max_idle_ms: 10 * 60 * 1000,
             schema_id_check: Default::default(),
         }
@@ -207,6 +212,12 @@ impl BrokerConfig {
         self.default_topic_config
             .validate()
             .map_err(|e| format!("default_topic_config: {e}"))?;
+        if self.queued_max_request_bytes < self.max_frame_bytes {
+            return Err(format!(
+                "queued_max_request_bytes ({}) must be at least max_frame_bytes ({})",
+                self.queued_max_request_bytes, self.max_frame_bytes
+            ));
+        }
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
         }

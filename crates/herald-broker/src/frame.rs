@@ -2,6 +2,8 @@
 //! that many bytes.
 
 use bytes::BytesMut;
+
+use crate::request_budget::{RequestBudget, Reservation};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -52,6 +54,18 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> Result<Option<BytesMut>, FrameError> {
+    read_frame_within(reader, max, None)
+        .await
+        .map(|f| f.map(|(frame, _)| frame))
+}
+
+/// [`read_frame`], with the frame's bytes taken from `budget` before its buffer is
+/// allocated; the reservation comes back with the frame and is held until it is handled.
+pub(crate) async fn read_frame_within<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    budget: Option<&RequestBudget>,
+) -> Result<Option<(BytesMut, Option<Reservation>)>, FrameError> {
     let mut len_buf = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -79,6 +93,10 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
+    let reservation = match budget {
+        Some(b) => Some(b.reserve(len).await),
+        None => None,
+    };
     let mut buf = BytesMut::with_capacity(if len <= WHOLE_ALLOC { len } else { READ_CHUNK });
     while buf.len() < len {
         buf.reserve((len - buf.len()).min(READ_CHUNK));
@@ -91,7 +109,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             });
         }
     }
-    Ok(Some(buf))
+    Ok(Some((buf, reservation)))
 }
 
 /// A TLS record header (content type 22, handshake; protocol version 3.x), which read as

@@ -39,6 +39,7 @@ mod listener;
 mod partition;
 mod producer_ids;
 mod producer_state;
+mod request_budget;
 mod server;
 mod store;
 mod telemetry;

@@ -23,6 +23,7 @@ use crate::{
         sasl::{BeforeAuth, SaslSession},
     },
     listener::Listener,
+    request_budget::{RequestBudget, Reservation},
 };
 
 /// A running broker. Dropping it without [`shutdown`](Self::shutdown) stops the tasks
@@ -315,7 +316,13 @@ async fn serve_connection<R, W>(
     // Frames are read by their own task: reading the next request overlaps the wait for
     // the previous one, and a read is never cancelled half-way through a frame.
     let (frames_tx, mut frames) = mpsc::channel(1);
-    tokio::spawn(read_frames(reader, max, peer, frames_tx));
+    tokio::spawn(read_frames(
+        reader,
+        max,
+        broker.core.request_budget.clone(),
+        peer,
+        frames_tx,
+    ));
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut closing = false;
     let mut sasl = state.sasl.as_ref().map(|_| SaslSession::Start);
@@ -343,7 +350,8 @@ async fn serve_connection<R, W>(
                 idle_since = tokio::time::Instant::now();
             }
             frame = frames.recv(), if !closing && in_flight.len() < MAX_PIPELINED => {
-                let Some(frame) = frame else {
+                // The frame's share of the request budget is held until it is handled.
+                let Some((frame, _reservation)) = frame else {
                     // The client closed, or the reader logged why it stopped: answer what
                     // is in flight, then close.
                     if in_flight.is_empty() {
@@ -459,13 +467,14 @@ async fn send<W: AsyncWrite + Unpin>(
 async fn read_frames<R: AsyncRead + Unpin>(
     mut reader: R,
     max: usize,
+    budget: RequestBudget,
     peer: SocketAddr,
-    frames: mpsc::Sender<BytesMut>,
+    frames: mpsc::Sender<(BytesMut, Option<Reservation>)>,
 ) {
     loop {
         let frame = tokio::select! {
             _ = frames.closed() => return,
-            frame = frame::read_frame(&mut reader, max) => frame,
+            frame = frame::read_frame_within(&mut reader, max, Some(&budget)) => frame,
         };
         match frame {
             Ok(Some(frame)) => {

@@ -393,6 +393,19 @@ pub(crate) fn connection_limit(ip: Option<std::net::IpAddr>, limit: &'static str
     }
 }
 
+/// The request budget is spent and a connection waits to read a request:
+/// `herald_kafka_request_budget_waits_total`, at WARN once a minute.
+pub(crate) fn request_budget_spent(bytes: usize) {
+    counter!("herald_kafka_request_budget_waits_total").increment(1);
+    let message = "requests being received hold all of queued_max_request_bytes: connections wait \
+                   before reading more (slow or stalled clients sending large requests?)";
+    if warn_due(None, "queued_max_request_bytes") {
+        tracing::warn!(queued_max_request_bytes = bytes, "{message}");
+    } else {
+        tracing::debug!(queued_max_request_bytes = bytes, "{message}");
+    }
+}
+
 /// A connection idle for `connections_max_idle_ms` was closed:
 /// `herald_kafka_idle_connections_closed_total`.
 pub(crate) fn idle_connection_closed(peer: std::net::SocketAddr) {

@@ -385,3 +385,51 @@ async fn idle_connections_are_closed() {
     }
     assert!(idle.is_closed().await, "600 ms without a request closes it");
 }
+
+/// Kafka's queued.max.request.bytes: requests being received share one budget, taken
+/// before their buffers are allocated; a client that declares a large request and stalls
+/// holds its share, later large requests wait until it goes, small ones still fit.
+#[tokio::test]
+async fn half_sent_requests_cannot_hold_more_than_the_request_budget() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::config(dir.path());
+    config.max_frame_bytes = 1 << 20;
+    config.queued_max_request_bytes = 1 << 20;
+    let broker = herald_broker::Broker::start(config).await.unwrap();
+    // 900 KiB declared, 100 KiB sent, then nothing.
+    let mut stalled = Client::connect(broker.kafka_addr()).await.into_stream();
+    stalled
+        .write_all(&(900i32 * 1024).to_be_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(&vec![0u8; 100 * 1024]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A small request still fits in what is left.
+    let mut small = Client::connect(broker.kafka_addr()).await;
+    let v: ApiVersionsResponse = small.call(3, ApiVersionsRequest::default()).await;
+    assert_eq!(v.error_code, 0);
+    // A 500 KiB request does not, until the stalled client goes.
+    let addr = broker.kafka_addr();
+    let large = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&(500i32 * 1024).to_be_bytes()).await.unwrap();
+        // Its body is only read once the budget has room.
+        s.write_all(&vec![0u8; 500 * 1024]).await.unwrap();
+        let mut buf = [0u8; 1];
+        use tokio::io::AsyncReadExt;
+        // A garbage body closes the connection once it is read.
+        s.read(&mut buf).await.map(|n| n == 0).unwrap_or(true)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !large.is_finished(),
+        "the large request waits for the budget"
+    );
+    drop(stalled);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), large)
+        .await
+        .expect("read once the stalled client's share came back")
+        .unwrap();
+    assert!(closed, "its (garbage) body was read and refused");
+}

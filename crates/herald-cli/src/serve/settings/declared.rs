@@ -143,6 +143,8 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "most Kafka connections open at once (Kafka's `max.connections`); beyond it new clients wait until one closes"),
     setting(&["max_connections_per_ip"], None, Int, "`0` (no limit)",
         "most Kafka connections from one address (Kafka's `max.connections.per.ip`); one more is closed at once"),
+    setting(&["queued_max_request_bytes"], None, Int, "`268435456`",
+        "most bytes of Kafka requests being received and not yet handled, over all connections (Kafka's `queued.max.request.bytes`); taken before a request's buffer is allocated, so stalled half-sent requests cannot hold more; at least `max_frame_bytes`"),
     setting(&["connections_max_idle_ms"], None, Int, "`600000`",
         "a Kafka connection without a request for this long is closed (Kafka's `connections.max.idle.ms`; 0 never)"),
     setting(&["offsets_retention_ms"], None, Int, "`604800000`",
