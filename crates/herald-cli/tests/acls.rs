@@ -160,14 +160,12 @@ fn the_http_api_the_registry_and_herald_acls_follow_the_acls() {
     for (user, password) in &PASSWORDS[..2] {
         add_user(&data, user, password);
     }
-    let mut cmd = herald_command(HERALD);
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(herald_test_support::PORT_0)
-        .args(["--super-users", "admin"])
-        .env("HERALD_HTTP_AUTH", "basic");
-    let serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
+    let serve = herald_test_support::basic_auth_serve(
+        HERALD,
+        &data,
+        "admin",
+        &dir.path().join("serve.log"),
+    );
     let server = ["--server", serve.http.as_str()];
     let with = |args: &[&'static str]| -> Vec<String> {
         args.iter()

@@ -301,16 +301,10 @@ fn http_basic_authentication_guards_the_api_and_the_registry() {
         Some("http-secret"),
     );
     assert!(added.status.success());
-    let mut cmd = herald_command(HERALD);
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(herald_test_support::PORT_0)
-        // Authentication turns authorization on; ops may do everything (tests/acls.rs
-        // covers the ACLs).
-        .args(["--super-users", "ops"])
-        .env("HERALD_HTTP_AUTH", "basic");
-    let serve = HeraldServe::spawn(cmd, &dir.path().join("serve.log"));
+    // Authentication turns authorization on; ops may do everything (tests/acls.rs covers
+    // the ACLs).
+    let serve =
+        herald_test_support::basic_auth_serve(HERALD, &data, "ops", &dir.path().join("serve.log"));
 
     let mut check = Command::new(&py);
     check

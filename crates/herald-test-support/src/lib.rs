@@ -34,4 +34,6 @@ pub use need::{
     redis_url, required, service, skip, skip_or_fail, tool,
 };
 pub use process::{READY_TIMEOUT, ReadyProcess, STOP_TIMEOUT, output_within, ready_field};
-pub use serve::{HeraldServe, PORT_0, READY_PREFIX, add_user, herald_command, sasl_ssl_serve};
+pub use serve::{
+    HeraldServe, PORT_0, READY_PREFIX, add_user, basic_auth_serve, herald_command, sasl_ssl_serve,
+};

@@ -85,6 +85,25 @@ pub fn sasl_ssl_serve(
     HeraldServe::spawn(cmd, log)
 }
 
+/// `bin serve --data-dir DATA` on port 0 with HTTP Basic authentication of the HTTP API
+/// and the registry (`HERALD_HTTP_AUTH=basic`) and `super_user` a super user
+/// (authentication turns authorization on); its stderr goes to `log`.
+pub fn basic_auth_serve(
+    bin: impl AsRef<OsStr>,
+    data: &Path,
+    super_user: &str,
+    log: &Path,
+) -> HeraldServe {
+    let mut cmd = herald_command(bin);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(PORT_0)
+        .args(["--super-users", super_user])
+        .env("HERALD_HTTP_AUTH", "basic");
+    HeraldServe::spawn(cmd, log)
+}
+
 /// A running `herald serve` that printed its ready line; killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct HeraldServe {
